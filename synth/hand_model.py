@@ -8,7 +8,9 @@ through `pose_from_mean_relative`.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -50,10 +52,11 @@ class HandModel(torch.nn.Module):
         self.path = resolve_model_path(model)
         data = load_mano_pickle(self.path)
         self.name = str(data.get("model_name", "MANO"))
-        self.layer = smplx.MANO(model_path=str(self.path), data_struct=Struct(**data), is_rhand=True,
-                                use_pca=False, flat_hand_mean=True, batch_size=1, dtype=dtype,
-                                create_global_orient=False, create_hand_pose=False,
-                                create_betas=False, create_transl=False)
+        with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a note on the 10 betas
+            self.layer = smplx.MANO(model_path=str(self.path), data_struct=Struct(**data), is_rhand=True,
+                                    use_pca=False, flat_hand_mean=True, batch_size=1, dtype=dtype,
+                                    create_global_orient=False, create_hand_pose=False,
+                                    create_betas=False, create_transl=False)
         self.faces = np.asarray(data["f"], dtype=np.int64)
         self.template = np.asarray(data["v_template"], dtype=np.float64)
         self.hands_mean = np.asarray(data["hands_mean"], dtype=np.float64).reshape(45)

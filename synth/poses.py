@@ -136,6 +136,16 @@ def describe_pose(pose_id: int, splay: bool = False) -> dict:
     return {"kind": "blend", "a": i, "b": j, "t": INTERPOLATION_T[k]}
 
 
+def pose_name(pose_id: int, splay: bool = False) -> str:
+    """A short human-readable name: which fingers are bent, or which blend."""
+    d = describe_pose(pose_id, splay)
+    if d["kind"] == "blend":
+        return f"{d['a']}->{d['b']} t={d['t']}"
+    bent = [f for bit, f in enumerate(FINGER_ORDER) if d["mask"] >> bit & 1]
+    spread = " spread" if d["mask"] >= NUM_BASE else ""
+    return ("flat" if not bent else "fist" if len(bent) == 5 else "bent " + "+".join(bent)) + spread
+
+
 def complement_poses(axes: JointAxes | None = None, splay: bool = False, model=None) -> np.ndarray:
     """All poses of the complement dataset as flat MANO parameters, (1520, 48) by default.
 

@@ -1,0 +1,140 @@
+"""The stages pipelines are made of. Each takes the context and its settings
+(keyword-only, with defaults), reads earlier outputs with ctx.need and adds its
+own with ctx.give. Heavy imports stay inside the functions."""
+from __future__ import annotations
+
+import numpy as np
+
+from synth.rig import RigConfig
+
+
+def hand_model(ctx, *, model: str = "openhand"):
+    """Load the hand model and check its topology and counts."""
+    from synth import meshops
+    from synth.hand_model import HandModel
+
+    hm = HandModel(model)
+    loops = meshops.boundary_loops(hm.faces)
+    ctx.figure("model", f"{hm.name} ({hm.path.name}, template hash {hm.template_hash})")
+    ctx.figure("vertices", hm.num_vertices)
+    ctx.figure("faces", len(hm.faces))
+    ctx.figure("keypoints", hm.joint_regressor.shape[0])
+    ctx.figure("open boundary loops", len(loops))
+    ctx.figure("edge-manifold", meshops.is_edge_manifold(hm.faces))
+    ctx.give(model=hm)
+
+
+def pose_space(ctx, *, splay: bool = False, check: str = "base"):
+    """Build the complement poses; measure self-penetration on 'base' (32), 'all' or 'none'."""
+    import torch
+
+    from synth.poses import NUM_BASE, complement_poses
+    from synth.selfcontact import penetration_share
+
+    if check not in ("base", "all", "none"):
+        raise ValueError(f"pose_space: check must be 'base', 'all' or 'none', got {check!r}")
+    hm = ctx.need("model", "hand_model")
+    poses = complement_poses(model=hm, splay=splay)
+    np.save(ctx.out / "poses.npy", poses)
+    ctx.figure("poses", len(poses))
+    if check != "none":
+        ids = np.arange(NUM_BASE if check == "base" else len(poses))
+        with torch.no_grad():
+            verts, _ = hm(torch.as_tensor(poses[ids], dtype=torch.float32))
+        share = penetration_share(verts.double().numpy(), hm.faces)
+        worst = int(ids[share.argmax()])
+        ctx.figure(f"worst self-penetration ({check} poses)", f"{100 * share.max():.2f} % (pose {worst})")
+    ctx.give(poses=poses)
+
+
+def render_mesh(ctx):
+    """The Loop-subdivided render mesh and the matrix mapping it back (checked over all poses)."""
+    import torch
+
+    from synth.render_mesh import build_render_mesh
+
+    hm = ctx.need("model", "hand_model")
+    poses = ctx.need("poses", "pose_space")
+    rm = build_render_mesh(hm.faces, hm.num_vertices)
+    with torch.no_grad():
+        verts = hm(torch.as_tensor(poses, dtype=torch.float32))[0].double().numpy()
+    err = np.abs(rm.to_model(rm.densify(verts)) - verts).max()
+    ctx.figure("dense vertices", rm.num_vertices)
+    ctx.figure("dense faces", len(rm.faces))
+    ctx.figure("max |M @ dense - verts| over all poses (mm)", f"{1000 * err:.2e}")
+    ctx.give(render_mesh=rm)
+
+
+def camera_rig(ctx, *, radius: float = RigConfig.radius, fov_deg: float = RigConfig.fov_deg,
+               image_size: int = RigConfig.image_size,
+               preview_pose: int = 1000):
+    """The 216 views; coverage of every pose-view pair; a picture of a pose seen from the rig."""
+    import torch
+
+    from synth.pictures import grid, labelled, render_view
+    from synth.rig import MARGIN, RigConfig, build_views, coverage
+
+    hm = ctx.need("model", "hand_model")
+    poses = ctx.need("poses", "pose_space")
+    cfg = RigConfig(radius=radius, fov_deg=fov_deg, image_size=image_size)
+    rest = hm.joint_regressor @ hm.template
+    views = build_views(rest, cfg)
+    with torch.no_grad():
+        verts, kps = (x.double().numpy() for x in hm(torch.as_tensor(poses, dtype=torch.float32)))
+    margins, fills = coverage(verts, views, image_size)
+    ctx.figure("views", len(views))
+    ctx.figure("pose-view pairs", margins.size)
+    ctx.figure("smallest margin (fraction of image)", f"{margins.min():.4f} (required {MARGIN})")
+    ctx.figure("median bbox fill", f"{np.median(fills):.3f}")
+    if not 0 <= preview_pose < len(poses):
+        raise ValueError(f"camera_rig: preview_pose {preview_pose} is not in 0..{len(poses) - 1}")
+    size = min(image_size, 160)
+    scale = size / image_size
+    tiles = []
+    for m in range(6):
+        for k in (0, 9, 18, 27):
+            v = views[m * 36 + k]
+            K = v.K.copy()
+            K[:2] *= scale
+            K[:2, 2] = (size - 1) / 2.0
+            tiles.append(labelled(render_view(verts[preview_pose], hm.faces, K, v.R, v.t, size,
+                                              keypoints=kps[preview_pose]), f"view {v.view_id}"))
+    path = ctx.out / "rig_views.png"
+    grid(tiles, columns=4).save(path)
+    ctx.picture(path, f"pose {preview_pose} from 24 of the 216 rig views (rows: latitude 0-75 deg; "
+                      "columns: longitude 0, 90, 180, 270 deg)")
+    ctx.give(views=views, rig=cfg)
+
+
+def hand_picture(ctx, *, poses: list = (0, 31, 1, 6, 24, 700), size: int = 256):
+    """The hand in several complement poses, from the back and the palm side."""
+    import torch
+
+    from synth.pictures import hand_sheet
+    from synth.poses import pose_name
+    from synth.rig import rig_anchors
+
+    hm = ctx.need("model", "hand_model")
+    all_poses = ctx.need("poses", "pose_space")
+    ids = list(poses)
+    bad = [i for i in ids if not 0 <= i < len(all_poses)]
+    if bad:
+        raise ValueError(f"hand_picture: pose ids {bad} are not in 0..{len(all_poses) - 1}")
+    with torch.no_grad():
+        verts, kps = (x.double().numpy() for x in hm(torch.as_tensor(all_poses[ids], dtype=torch.float32)))
+    labels = [f"pose {i}: {pose_name(i)}" for i in ids]
+    rest = hm.joint_regressor @ hm.template
+    wrist, centre, palm = rig_anchors(rest)
+    sheet = hand_sheet(verts, kps, hm.faces, labels, size=size, palm_normal=palm, finger_dir=centre - wrist)
+    path = ctx.out / "hand.png"
+    sheet.save(path)
+    ctx.picture(path, "complement poses (mask bit 0 = thumb ... bit 4 = little bent), back and palm views")
+
+
+STAGES = {
+    "hand_model": hand_model,
+    "pose_space": pose_space,
+    "render_mesh": render_mesh,
+    "camera_rig": camera_rig,
+    "hand_picture": hand_picture,
+}
