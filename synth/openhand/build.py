@@ -35,9 +35,10 @@ def shape_components(base: Proportions, samples: int = SHAPE_SAMPLES, seed: int 
     _, sing, vt = np.linalg.svd(offsets, full_matrices=False)
     std = sing / np.sqrt(samples)
     comps = vt[:NUM_BETAS] * std[:NUM_BETAS, None]
-    # sign convention: the largest entry of each component is positive
-    signs = np.sign(comps[np.arange(NUM_BETAS), np.abs(comps).argmax(axis=1)])
-    comps *= signs[:, None]
+    # sign convention: a positive beta moves the vertices away from the centroid
+    # on balance (for the first component: a larger hand)
+    centred = (nominal - nominal.mean(axis=0)).ravel()
+    comps *= np.where(comps @ centred < 0, -1.0, 1.0)[:, None]
     ratio = std ** 2 / (std ** 2).sum()
     return comps.reshape(NUM_BETAS, -1, 3).transpose(1, 2, 0), ratio[:NUM_BETAS]
 
