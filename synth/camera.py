@@ -25,7 +25,7 @@ def look_at(eye, target, up) -> tuple:
     eye, target, up = (np.asarray(v, float) for v in (eye, target, up))
     z = target - eye
     z /= np.linalg.norm(z)
-    x = np.cross(z, -up)  # image right = forward x down
+    x = np.cross(z, up)  # image right = down x forward = forward x up
     n = np.linalg.norm(x)
     if n < 1e-9:
         raise ValueError(f"up vector {up} is parallel to the viewing direction {z}")

@@ -93,7 +93,7 @@ def close_boundary(vertices: np.ndarray, faces: np.ndarray, loop: np.ndarray):
     """
     vertices = np.asarray(vertices)
     loop = np.asarray(loop)
-    center = len(vertices)
+    center = vertices.shape[-2]
     a, b = int(loop[0]), int(loop[1])
     # the mesh uses edge a->b or b->a; the fan must use the opposite direction
     emap = edge_face_map(faces)
@@ -145,9 +145,9 @@ def winding_numbers(points, vertices, faces, chunk: int = 1024, dtype=None):
     import torch
 
     dtype = dtype or torch.float64
-    pts = torch.as_tensor(np.asarray(points), dtype=dtype)
-    v = torch.as_tensor(np.asarray(vertices), dtype=dtype)
-    f = torch.as_tensor(np.asarray(faces), dtype=torch.long)
+    pts = torch.as_tensor(np.ascontiguousarray(points), dtype=dtype)
+    v = torch.as_tensor(np.ascontiguousarray(vertices), dtype=dtype)
+    f = torch.as_tensor(np.ascontiguousarray(faces), dtype=torch.long)
     out = []
     for s in range(0, pts.shape[-2], chunk):
         p = pts[..., s:s + chunk, :]

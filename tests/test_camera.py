@@ -57,12 +57,6 @@ def test_look_at_target_projects_to_principal_point(seed):
     assert abs(v - K[1, 2]) > 1.0
 
 
-LOOK_AT_ROLL_BUG = ("camera.look_at builds x = cross(z, -up) (\"forward x down\"), but the OpenCV "
-                    "right axis is x = down x forward = cross(z, up); x and y are both negated, so "
-                    "the image is rolled 180 deg and `up` appears pointing to +v (down)")
-
-
-@pytest.mark.xfail(strict=True, reason=LOOK_AT_ROLL_BUG)
 @pytest.mark.parametrize("seed", range(5))
 def test_look_at_up_appears_pointing_to_negative_v(seed):
     rng = np.random.default_rng(seed)
@@ -77,7 +71,6 @@ def test_look_at_up_appears_pointing_to_negative_v(seed):
     assert (R @ up)[1] < 0
 
 
-@pytest.mark.xfail(strict=True, reason=LOOK_AT_ROLL_BUG)
 def test_look_at_hand_computed_case():
     # camera at (0, 0, -5) looking at the origin with world +y up. OpenCV:
     # camera z (forward) = world +z, camera y (down) = world -y, and the

@@ -133,8 +133,6 @@ def test_pole_parallel_to_palm_normal_is_rejected(rest, anchors, scale):
         rig.build_views(rest, rig.RigConfig(pole=tuple(scale * palm)))
 
 
-@pytest.mark.xfail(strict=True, reason="camera.look_at rolls every image 180 deg (x = cross(z, -up) "
-                                       "should be cross(z, up)), so the pole points up, not down")
 def test_images_are_rolled_so_the_pole_points_down(views, anchors):
     centre, pole = anchors[1], anchors[2]
     for v in views:
