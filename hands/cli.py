@@ -160,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     ob = oh.add_parser("build", help="regenerate the OpenHand asset from its procedural description")
     ob.add_argument("--out", help="write here instead of the bundled asset")
     ob.set_defaults(fn=_cmd_openhand_build)
+
+    from . import cli_render
+
+    cli_render.add_parser(sub)
     return p
 
 
@@ -167,7 +171,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"hands: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -1,0 +1,90 @@
+"""Render benchmark: seconds per image, orchestration overhead, Ray scaling.
+
+    .venv/bin/python benchmarks/render.py [--samples 16] [--views 12] [--skip-ray]
+
+1. seconds per image at 128 and 256 px for the given samples (one shard of
+   `--views` views of one pose, in this process);
+2. the orchestration overhead of render_shard (posing, world/skin/camera
+   updates, EXR read-back, PNG encoding, tar writing) against a bare
+   bpy.ops.render.render() of the same scene, same view count, one HDRI run;
+3. Ray scaling: the same 4 shards with 1 and with 2 local workers (1 Cycles
+   thread each), images per second.
+Prints figures; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from synth.distribute import render_dataset  # noqa: E402
+from synth.render_config import RenderConfig  # noqa: E402
+from synth.render_shard import prepare, render_shard, scene_for  # noqa: E402
+
+
+def per_image(cfg: RenderConfig, views: list) -> tuple:
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        render_shard(cfg, tmp, 0, views[:1])  # warm-up: scene build, first BVH and importance map
+        shutil.rmtree(tmp / "shards")
+        t = time.time()
+        stats = render_shard(cfg, tmp, 0, views)
+        return (time.time() - t) / len(views), stats["render_seconds"] / len(views)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bare_render(cfg: RenderConfig, count: int) -> float:
+    import bpy
+
+    plan = prepare(cfg)
+    scene = scene_for(plan)
+    scene.set_vertices(plan.render_mesh.densify(plan.vertices[0]))
+    view = plan.views[0]
+    scene.set_camera(view.K, view.R, view.t)
+    scene.set_world(plan.training_hdris[0], 0.0, 1.0)
+    bpy.ops.render.render()
+    t = time.time()
+    for _ in range(count):
+        bpy.ops.render.render()
+    return (time.time() - t) / count
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=RenderConfig.samples)
+    ap.add_argument("--views", type=int, default=12)
+    ap.add_argument("--skip-ray", action="store_true")
+    args = ap.parse_args()
+    views = list(range(args.views))
+    print(f"samples per pixel: {args.samples}; {args.views} views of pose 0 per measurement")
+    for res in (128, 256):
+        cfg = RenderConfig(resolution=res, samples=args.samples, hdri_run_length=max(args.views, 1))
+        total, render_only = per_image(cfg, views)
+        bare = bare_render(cfg, args.views)
+        print(f"{res:4d} px: {total:.3f} s per image (render call {render_only:.3f} s); bare "
+              f"bpy.ops.render.render() {bare:.3f} s; orchestration overhead {100 * (total / bare - 1):.1f} %")
+    if args.skip_ray:
+        return
+    cfg = RenderConfig(resolution=128, samples=args.samples, threads=1)
+    poses = [0, 1, 2, 3]
+    rates = {}
+    for workers in (1, 2):
+        tmp = Path(tempfile.mkdtemp())
+        try:
+            s = render_dataset(replace(cfg), tmp, poses, views, workers=workers, progress=False)
+            rates[workers] = s.images / s.seconds
+            print(f"Ray, {workers} worker(s): {s.images} images in {s.seconds:.1f} s = {rates[workers]:.2f} images/s")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"scaling 1 -> 2 workers: x{rates[2] / rates[1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

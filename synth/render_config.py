@@ -1,0 +1,115 @@
+"""The configuration of a complement-dataset render, and the per-sample random draws.
+
+Everything random is drawn from numpy SeedSequences keyed by the dataset seed
+and the sample's ids, so the same config renders the same dataset whatever
+order, process or machine the shards are rendered in:
+- per sample: SeedSequence([seed, pose_id, view_id]) -> skin parameters;
+- per run of `hdri_run_length` consecutive views of one pose (views
+  r*L .. r*L+L-1): SeedSequence([seed, pose_id, RUN_STREAM, r]) -> the HDRI,
+  its rotation about the vertical and its strength. Keeping the world fixed over
+  a run lets Cycles reuse its importance map (persistent data).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from .skin import sample_skin
+
+RUN_STREAM = 7919  # separates the per-run stream from the per-sample one
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    seed: int = 0
+    model: str = "openhand"
+    resolution: int = 256
+    samples: int = 64
+    denoiser: str = "oidn"          # 'oidn' or 'none'
+    denoise_prefilter: str = "FAST"  # OIDN prefilter: 'FAST' (cheaper) or 'ACCURATE'
+    device: str = "auto"            # 'auto' (GPU when present), 'cpu', 'gpu'
+    rgb_format: str = "png"         # 'png' or 'jpg'
+    jpeg_quality: int = 95
+    rig_radius: float = 0.52
+    rig_fov_deg: float = 30.0
+    splay: bool = False
+    hdri_folders: tuple = ()
+    hdri_skies: int = 6
+    hdri_bundled: bool = True
+    hdri_heldout: tuple | None = None
+    hdri_strict: bool = False
+    hdri_run_length: int = 12
+    hdri_strength: tuple = (0.6, 1.6)
+    sample_map_resolution: int = 256
+    threads: int = field(default=0, metadata={"affects_pixels": False})  # 0: Cycles decides
+
+    def __post_init__(self):
+        checks = {
+            "resolution": self.resolution >= 16,
+            "samples": self.samples >= 1,
+            "denoiser": self.denoiser in ("oidn", "none"),
+            "denoise_prefilter": self.denoise_prefilter in ("FAST", "ACCURATE", "NONE"),
+            "device": self.device in ("auto", "cpu", "gpu"),
+            "rgb_format": self.rgb_format in ("png", "jpg"),
+            "hdri_run_length": self.hdri_run_length >= 1,
+            "hdri_strength": len(self.hdri_strength) == 2 and 0 < self.hdri_strength[0] <= self.hdri_strength[1],
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError("invalid render setting(s): " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hdri_folders"] = list(self.hdri_folders)
+        d["hdri_heldout"] = list(self.hdri_heldout) if self.hdri_heldout is not None else None
+        d["hdri_strength"] = list(self.hdri_strength)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RenderConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown render setting(s) {unknown}; settings: {sorted(known)}")
+        d = dict(d)
+        for key in ("hdri_folders", "hdri_strength"):
+            if key in d and d[key] is not None:
+                d[key] = tuple(d[key])
+        if d.get("hdri_heldout") is not None:
+            d["hdri_heldout"] = tuple(d["hdri_heldout"])
+        return cls(**d)
+
+    def config_hash(self) -> str:
+        """Hash of every setting that changes the output (not threads)."""
+        d = {f.name: v for f, v in zip(fields(self), self.to_dict().values())
+             if f.metadata.get("affects_pixels", True)}
+        d["format_version"] = FORMAT_VERSION
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def sample_rng(seed: int, pose_id: int, view_id: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, pose_id, view_id]))
+
+
+def run_of(view_id: int, cfg: RenderConfig) -> int:
+    return view_id // cfg.hdri_run_length
+
+
+def draw_world(cfg: RenderConfig, pose_id: int, view_id: int, training_hdris: list) -> dict:
+    """HDRI id, rotation (deg) and strength of the sample's run of views."""
+    if not training_hdris:
+        raise ValueError("no training HDRI environment left to render with (all held out or skipped)")
+    run = run_of(view_id, cfg)
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, pose_id, RUN_STREAM, run]))
+    entry = training_hdris[int(rng.integers(len(training_hdris)))]
+    lo, hi = cfg.hdri_strength
+    return {"id": entry.id, "rotation_deg": round(float(rng.uniform(0.0, 360.0)), 6),
+            "strength": round(float(rng.uniform(lo, hi)), 6), "run": run}
+
+
+def draw_skin(cfg: RenderConfig, pose_id: int, view_id: int) -> dict:
+    return sample_skin(sample_rng(cfg.seed, pose_id, view_id))

@@ -1,0 +1,186 @@
+"""Render one shard (all or some views of one pose) and write it. No Ray here.
+
+`prepare(cfg)` builds what every shard of a dataset shares (hand model, poses,
+rig, render mesh, HDRI catalog) once per process; `render_shard` renders the
+views of one pose in one persistent Blender scene and hands the samples to the
+shard writer, which makes the shard appear atomically.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .render_config import RenderConfig, draw_skin, draw_world
+
+# a keypoint is visible when the surface seen at its pixel is at most this much
+# nearer than the keypoint (joints lie inside the finger, about a radius deep)
+VISIBILITY_TOLERANCE_M = 0.015
+
+_PLANS: dict = {}
+_SCENES: dict = {}
+
+
+@dataclass
+class DatasetPlan:
+    cfg: RenderConfig
+    model: object
+    poses: np.ndarray        # (P, 48) flat MANO parameters, all complement poses
+    vertices: np.ndarray     # (P, 778, 3) model frame
+    keypoints: np.ndarray    # (P, 21, 3) model frame
+    views: list              # rig.View, 216
+    render_mesh: object
+    catalog: list            # hdri.catalog.HdriEntry
+    config_hash: str
+
+    @property
+    def training_hdris(self) -> list:
+        return [e for e in self.catalog if e.split == "train"]
+
+    def hdri(self, hdri_id: str):
+        return next(e for e in self.catalog if e.id == hdri_id)
+
+
+def prepare(cfg: RenderConfig, report=print) -> DatasetPlan:
+    key = cfg.config_hash()
+    if key in _PLANS:
+        return _PLANS[key]
+    import torch
+
+    from hdri.catalog import build_catalog
+
+    from .hand_model import HandModel
+    from .poses import complement_poses
+    from .render_mesh import build_render_mesh
+    from .rig import RigConfig, build_views
+
+    catalog = build_catalog(folders=cfg.hdri_folders, skies=cfg.hdri_skies, bundled=cfg.hdri_bundled,
+                            strict=cfg.hdri_strict,
+                            heldout=list(cfg.hdri_heldout) if cfg.hdri_heldout is not None else None,
+                            report=report)
+    model = HandModel(cfg.model)
+    poses = complement_poses(model=model, splay=cfg.splay)
+    with torch.no_grad():
+        verts, kps = model(torch.as_tensor(poses, dtype=torch.float32))
+    rest = model.joint_regressor @ model.template
+    views = build_views(rest, RigConfig(radius=cfg.rig_radius, fov_deg=cfg.rig_fov_deg, image_size=cfg.resolution))
+    plan = DatasetPlan(cfg, model, poses, verts.double().numpy(), kps.double().numpy(), views,
+                       build_render_mesh(model.faces, model.num_vertices), catalog, key)
+    _PLANS[key] = plan
+    return plan
+
+
+def scene_for(plan: DatasetPlan):
+    """The process's persistent Blender scene for this config (built on first use)."""
+    if plan.config_hash not in _SCENES:
+        from .blender_scene import BlenderScene
+
+        _SCENES.clear()  # one scene per process
+        _SCENES[plan.config_hash] = BlenderScene(plan.cfg, plan.render_mesh.faces, plan.render_mesh.num_vertices)
+    return _SCENES[plan.config_hash]
+
+
+def sample_key(pose_id: int, view_id: int) -> str:
+    return f"{pose_id:04d}_{view_id:03d}"
+
+
+def annotate(plan: DatasetPlan, pose_id: int, view, depth: np.ndarray, mask: np.ndarray,
+             world: dict, skin: dict) -> dict:
+    size = plan.cfg.resolution
+    kp_cam = plan.keypoints[pose_id] @ view.R.T + view.t
+    uv = kp_cam[:, :2] / kp_cam[:, 2:3] * view.K[0, 0] + view.K[:2, 2]
+    px = np.round(uv).astype(int)
+    inside = (px >= 0).all(axis=1) & (px < size).all(axis=1)
+    visible = np.zeros(21, dtype=bool)
+    for k in np.where(inside)[0]:
+        x, y = px[k]
+        visible[k] = bool(mask[y, x]) and kp_cam[k, 2] - depth[y, x] < VISIBILITY_TOLERANCE_M
+    ys, xs = np.nonzero(mask)
+    crop = [float(xs.min() - 0.5), float(ys.min() - 0.5), float(xs.max() + 0.5), float(ys.max() + 0.5)] \
+        if len(xs) else None
+    return {
+        "pose_id": int(pose_id), "view_id": int(view.view_id),
+        "K": view.K.tolist(), "R": view.R.tolist(), "t": view.t.tolist(),
+        "image_size": [size, size],
+        "keypoints_2d": uv.tolist(), "keypoints_3d": kp_cam.tolist(), "visibility": visible.tolist(),
+        "hdri": {"id": world["id"], "rotation_deg": world["rotation_deg"], "strength": world["strength"]},
+        "skin": skin, "crop_box": crop, "seed": plan.cfg.seed,
+        "hand_model": plan.model.name, "template_hash": plan.model.template_hash,
+    }
+
+
+def render_shard(cfg: RenderConfig, root, pose_id: int, view_ids=None, progress=None) -> dict:
+    """Render views (default all 216) of one pose into shards/NNNN.tar; returns timing figures."""
+    from .shards import ShardWriter
+
+    plan = prepare(cfg)
+    if not 0 <= pose_id < len(plan.poses):
+        raise ValueError(f"pose id {pose_id} is not in 0..{len(plan.poses) - 1}")
+    view_ids = list(range(len(plan.views))) if view_ids is None else sorted(int(v) for v in view_ids)
+    bad = [v for v in view_ids if not 0 <= v < len(plan.views)]
+    if bad:
+        raise ValueError(f"view ids {bad} are not in 0..{len(plan.views) - 1}")
+    t0 = time.time()
+    scene = scene_for(plan)
+    scene.set_vertices(plan.render_mesh.densify(plan.vertices[pose_id]))
+    render_seconds = 0.0
+    with ShardWriter(root, pose_id, plan.config_hash) as writer:
+        for view_id in view_ids:
+            view = plan.views[view_id]
+            world = draw_world(cfg, pose_id, view_id, plan.training_hdris)
+            skin = draw_skin(cfg, pose_id, view_id)
+            scene.set_world(plan.hdri(world["id"]), world["rotation_deg"], world["strength"])
+            scene.set_skin(skin)
+            scene.set_camera(view.K, view.R, view.t)
+            t = time.time()
+            rgb, depth, mask = scene.render()
+            render_seconds += time.time() - t
+            writer.add(sample_key(pose_id, view_id), rgb=rgb, depth_m=depth, mask=mask,
+                       annotation=annotate(plan, pose_id, view, depth, mask, world, skin),
+                       rgb_format=cfg.rgb_format, jpeg_quality=cfg.jpeg_quality)
+            if progress is not None:
+                progress(1)
+    return {"pose_id": pose_id, "images": len(view_ids), "seconds": time.time() - t0,
+            "render_seconds": render_seconds}
+
+
+def write_dataset_tables(root, plan: DatasetPlan, pose_ids: list, view_ids: list) -> None:
+    """dataset.json and the global tables (poses, views, mapping, HDRIs) of this render."""
+    import platform
+
+    from .shards import write_tables
+
+    dense = plan.render_mesh.densify(plan.vertices[pose_ids]).astype(np.float32)
+    rm = plan.render_mesh
+    mapping = {"faces": plan.model.faces, "dense_faces": rm.faces}
+    for name, m in (("M", rm.M), ("S", rm.S)):
+        mapping.update({f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr,
+                        f"{name}_shape": np.asarray(m.shape)})
+    views = [plan.views[v] for v in view_ids]
+    versions = {"python": platform.python_version(), "format": 1}
+    for mod in ("numpy", "torch", "bpy", "smplx"):
+        try:
+            versions[mod] = __import__(mod).__version__ if mod != "bpy" else __import__("bpy").app.version_string
+        except Exception:  # noqa: BLE001 - versions are informative only
+            versions[mod] = None
+    dataset = {
+        "format": "hands-complement/1", "config": plan.cfg.to_dict(), "config_hash": plan.config_hash,
+        "versions": versions,
+        "counts": {"poses": len(pose_ids), "views": len(view_ids), "samples": len(pose_ids) * len(view_ids)},
+        "hand_model": {"name": plan.model.name, "template_hash": plan.model.template_hash,
+                       "num_vertices": plan.model.num_vertices},
+        "pose_ids": [int(p) for p in pose_ids], "view_ids": [int(v) for v in view_ids],
+    }
+    write_tables(
+        root, dataset,
+        poses={"pose_ids": np.asarray(pose_ids, dtype=np.int64), "params": plan.poses[pose_ids],
+               "vertices": plan.vertices[pose_ids].astype(np.float32),
+               "keypoints": plan.keypoints[pose_ids].astype(np.float32), "dense": dense},
+        views={"view_ids": np.asarray(view_ids, dtype=np.int64), "K": np.stack([v.K for v in views]),
+               "R": np.stack([v.R for v in views]), "t": np.stack([v.t for v in views]),
+               "longitude": np.array([v.longitude for v in views]),
+               "latitude": np.array([v.latitude for v in views])},
+        mapping=mapping,
+        hdris=[e.to_dict() for e in plan.catalog],
+    )

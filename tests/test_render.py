@@ -1,0 +1,252 @@
+"""Rendering with Blender: annotation consistency, HDRI backgrounds, resumable runs, bad HDRIs, Ray.
+
+Renders a few small images (64-96 px, few samples), so most tests here are slow.
+"""
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from synth.raster import rasterize
+from synth.render_config import RenderConfig, draw_skin, draw_world
+
+RES = 96
+CFG = RenderConfig(resolution=RES, samples=8, hdri_skies=1, rgb_format="png")
+POSES = [0, 700]
+VIEWS = [0, 57, 110, 160]
+
+
+def _members(tar_path: Path) -> dict:
+    out = {}
+    with tarfile.open(tar_path) as tar:
+        for m in tar.getmembers():
+            out[m.name] = tar.extractfile(m).read()
+    return out
+
+
+def _png(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    from synth.distribute import render_dataset
+
+    root = tmp_path_factory.mktemp("complement")
+    summary = render_dataset(CFG, root, POSES, VIEWS, workers=0, progress=False)
+    assert summary.failed == {} and sorted(summary.done) == POSES
+    return root
+
+
+def _samples(root: Path):
+    from synth.render_shard import prepare
+
+    plan = prepare(CFG)
+    for pose in POSES:
+        files = _members(root / "shards" / f"{pose:04d}.tar")
+        for view in VIEWS:
+            key = f"{pose:04d}_{view:03d}"
+            ann = json.loads(files[f"{key}.json"])
+            yield plan, pose, view, ann, _png(files[f"{key}.rgb.png"]), \
+                _png(files[f"{key}.depth.png"]).astype(np.float64) / 1000.0, _png(files[f"{key}.mask.png"]) > 127
+
+
+@pytest.mark.slow
+def test_keypoints_2d_are_the_projection_of_the_3d_ones(rendered):
+    for plan, pose, view, ann, *_ in _samples(rendered):
+        K, X = np.asarray(ann["K"]), np.asarray(ann["keypoints_3d"])
+        uv = (X @ K.T)[:, :2] / X[:, 2:3]
+        np.testing.assert_allclose(np.asarray(ann["keypoints_2d"]), uv, atol=1e-9)
+        # and the 3D keypoints are the model's, moved into this camera
+        R, t = np.asarray(ann["R"]), np.asarray(ann["t"])
+        np.testing.assert_allclose(X, plan.keypoints[pose] @ R.T + t, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_depth_and_mask_agree_with_the_geometry(rendered):
+    inside_share, errors, ious, shifts = [], [], [], []
+    for plan, pose, view, ann, rgb, depth, mask in _samples(rendered):
+        R, t, K = np.asarray(ann["R"]), np.asarray(ann["t"]), np.asarray(ann["K"])
+        dense = plan.render_mesh.densify(plan.vertices[pose]) @ R.T + t
+        z_ref, _, _ = rasterize(dense, plan.render_mesh.faces, K, (RES, RES))
+        # the rendered (dense) mesh's vertices that an independent z-buffer shows at
+        # their pixel: the surface seen at the pixel centre is the vertex's own (within 1.5 mm)
+        verts = dense
+        px = np.round((verts @ K.T)[:, :2] / verts[:, 2:3]).astype(int)
+        ok = (px >= 0).all(axis=1) & (px < RES).all(axis=1)
+        px, verts = px[ok], verts[ok]
+        seen = z_ref[px[:, 1], px[:, 0]]
+        visible = np.isfinite(seen) & (np.abs(verts[:, 2] - seen) <= 1.5e-3)
+        hit = mask[px[visible, 1], px[visible, 0]]
+        inside_share.append(hit.mean())
+        errors.append(np.abs(depth[px[visible, 1], px[visible, 0]][hit] - verts[visible, 2][hit]))
+        ref = np.isfinite(z_ref)
+        ious.append((ref & mask).sum() / (ref | mask).sum())
+        ys, xs = np.nonzero(mask)
+        yr, xr = np.nonzero(ref)
+        shifts.append(np.hypot(xs.mean() - xr.mean(), ys.mean() - yr.mean()))
+    errors = np.concatenate(errors)
+    assert min(inside_share) >= 0.99, inside_share
+    assert errors.max() < 3e-3 and np.median(errors) < 1e-3, (errors.max(), np.median(errors))
+    assert min(ious) >= 0.97, ious
+    assert max(shifts) < 0.5, shifts
+
+
+@pytest.mark.slow
+def test_annotations_record_the_random_draws(rendered):
+    for plan, pose, view, ann, rgb, depth, mask in _samples(rendered):
+        assert ann["skin"] == draw_skin(CFG, pose, view)
+        world = draw_world(CFG, pose, view, plan.training_hdris)
+        assert ann["hdri"] == {k: world[k] for k in ("id", "rotation_deg", "strength")}
+        assert ann["hdri"]["id"] in {e.id for e in plan.training_hdris}
+        assert rgb.shape == (RES, RES, 3) and rgb.dtype == np.uint8
+        x0, y0, x1, y1 = ann["crop_box"]
+        ys, xs = np.nonzero(mask)
+        assert (x0, y0, x1, y1) == (xs.min() - 0.5, ys.min() - 0.5, xs.max() + 0.5, ys.max() + 0.5)
+        # visibility: a keypoint marked visible is on the mask
+        uv = np.round(np.asarray(ann["keypoints_2d"])).astype(int)
+        for k in np.where(ann["visibility"])[0]:
+            assert mask[uv[k, 1], uv[k, 0]]
+
+
+@pytest.mark.slow
+def test_background_comes_from_the_hdri():
+    from hdri.catalog import build_catalog
+    from synth.render_shard import prepare, scene_for
+
+    plan = prepare(CFG)
+    scene = scene_for(plan)
+    scene.set_vertices(plan.render_mesh.densify(plan.vertices[0]))
+    view = plan.views[57]
+    scene.set_camera(view.K, view.R, view.t)
+    scene.set_skin(draw_skin(CFG, 0, 57))
+    bundled = [e for e in build_catalog(skies=0, report=lambda *_: None) if e.source == "blender"]
+    backgrounds = []
+    for entry in bundled[:2]:
+        scene.set_world(entry, 0.0, 1.0)
+        rgb, _, mask = scene.render()
+        bg = rgb[~mask].astype(float)
+        assert bg.std(axis=0).max() > 3.0, f"{entry.id}: background looks like a constant colour"
+        backgrounds.append(rgb)
+    assert np.abs(backgrounds[0].astype(float) - backgrounds[1]).mean() > 5.0
+
+
+def _render_cmd(out: Path, *extra) -> list:
+    return [sys.executable, "-m", "hands.cli", "render", "--out", str(out), "--poses", "0:3",
+            "--views", "0,50,100", "--resolution", "48", "--samples", "4", "--skies", "1",
+            "--workers", "0", "--no-progress", *extra]
+
+
+def _dataset_contents(root: Path) -> dict:
+    out = {}
+    for tar in sorted((root / "shards").glob("*.tar")):
+        for name, data in _members(tar).items():
+            out[name] = json.loads(data) if name.endswith(".json") else _png(data)
+    return out
+
+
+@pytest.mark.slow
+def test_a_killed_render_resumes_to_the_same_dataset(tmp_path):
+    clean, resumed = tmp_path / "clean", tmp_path / "resumed"
+    res = subprocess.run(_render_cmd(clean), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    proc = subprocess.Popen(_render_cmd(resumed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (resumed / "shards" / "0000.json").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    complete_before = sorted(p.name for p in (resumed / "shards").glob("*.json"))
+    assert "0002.json" not in complete_before, "the kill came too late to interrupt the run"
+    res = subprocess.run(_render_cmd(resumed), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert f"skipped (already complete) {len(complete_before)}" in res.stdout
+    a, b = _dataset_contents(clean), _dataset_contents(resumed)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        if name.endswith(".json"):
+            assert a[name] == b[name], name
+        else:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert not list((resumed / "shards").glob("*partial*"))
+
+
+@pytest.mark.slow
+def test_a_corrupt_hdri_is_named_and_leaves_no_shard(tmp_path):
+    folder = tmp_path / "hdris"
+    folder.mkdir()
+    (folder / "broken_sky.hdr").write_bytes(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 64 +X 128\n" + b"\x02" * 100)
+    out = tmp_path / "ds"
+    res = subprocess.run(_render_cmd(out, "--hdri-folder", str(folder), "--strict"), capture_output=True, text=True)
+    assert res.returncode == 2
+    assert "broken_sky.hdr" in res.stderr
+    assert not list(out.glob("shards/*")) if out.exists() else True
+    # without --strict the file is reported by name and skipped
+    res = subprocess.run(_render_cmd(out, "--hdri-folder", str(folder), "--poses", "0", "--views", "0"),
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "broken_sky.hdr" in res.stdout + res.stderr
+
+
+def test_dry_run_prints_the_plan_and_cost(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "hands.cli", "render", "--out", str(tmp_path / "d"),
+                          "--poses", "0:10", "--views", "all", "--dry-run", "--skies", "0"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "10 planned, 0 complete, 10 to render (216 views each: 2160 images)" in res.stdout
+    assert "estimated cost" in res.stdout and "CPU-hours" in res.stdout
+
+
+def test_bad_ids_are_named():
+    from hands.cli_render import parse_ids
+
+    assert parse_ids("0:3,7", 10, "poses") == [0, 1, 2, 7]
+    assert parse_ids("all", 4, "views") == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match=r"--poses: ids \[1520\]"):
+        parse_ids("1519,1520", 1520, "poses")
+    with pytest.raises(ValueError, match="cannot read 'x'"):
+        parse_ids("x", 10, "views")
+
+
+def test_config_hash_tracks_what_changes_pixels():
+    base = RenderConfig()
+    assert base.config_hash() == RenderConfig().config_hash()
+    assert RenderConfig(samples=65).config_hash() != base.config_hash()
+    assert RenderConfig(threads=7).config_hash() == base.config_hash()
+    with pytest.raises(ValueError, match="denoiser='magic'"):
+        RenderConfig(denoiser="magic")
+    assert RenderConfig.from_dict(base.to_dict()) == base
+
+
+def test_one_world_per_run_of_views():
+    class E:
+        def __init__(self, i):
+            self.id = i
+
+    hdris = [E(f"h{i}") for i in range(5)]
+    cfg = RenderConfig(hdri_run_length=12)
+    first = draw_world(cfg, 3, 0, hdris)
+    assert all(draw_world(cfg, 3, v, hdris) == first for v in range(12))
+    runs = {draw_world(cfg, 3, v, hdris)["rotation_deg"] for v in range(0, 216, 12)}
+    assert len(runs) == 18  # every run draws its own rotation
+    assert draw_skin(cfg, 3, 5) == draw_skin(cfg, 3, 5) != draw_skin(cfg, 3, 6)
+
+
+@pytest.mark.slow
+def test_ray_renders_missing_shards_only(tmp_path):
+    from synth.distribute import render_dataset
+
+    cfg = RenderConfig(resolution=48, samples=2, hdri_skies=0, threads=1)
+    first = render_dataset(cfg, tmp_path, [0, 1], [0, 1], workers=2, progress=False)
+    assert sorted(first.done) == [0, 1] and first.images == 4 and not first.failed
+    again = render_dataset(cfg, tmp_path, [0, 1, 2], [0, 1], workers=2, progress=False)
+    assert again.skipped == [0, 1] and again.done == [2]
