@@ -131,10 +131,52 @@ def hand_picture(ctx, *, poses: list = (0, 31, 1, 6, 24, 700), size: int = 256):
     ctx.picture(path, "complement poses (mask bit 0 = thumb ... bit 4 = little bent), back and palm views")
 
 
+def render(ctx, *, poses: list = (0, 31, 700), views: list = (0, 20, 45, 75, 110, 150, 180, 210),
+           resolution: int = 128, samples: int = 16, workers: int = 2, skies: int = 2, seed: int = 0,
+           folder: str = "complement"):
+    """Render complement shards with Blender (Ray with `workers` local workers; 0: in-process)."""
+    from synth.distribute import render_dataset
+    from synth.render_config import RenderConfig
+
+    hm = ctx.need("model", "hand_model")
+    cfg = RenderConfig(seed=seed, model=str(hm.path), resolution=resolution, samples=samples, hdri_skies=skies,
+                       threads=1 if workers > 1 else 0)
+    root = ctx.out / folder
+    summary = render_dataset(cfg, root, list(poses), list(views), workers=workers, progress=True)
+    for line in summary.lines():
+        print(f"  {line}")
+    if summary.failed:
+        raise RuntimeError(f"render: {len(summary.failed)} shard(s) failed: {summary.failed}")
+    ctx.figure("shards", f"{len(summary.done)} rendered, {len(summary.skipped)} already complete")
+    ctx.figure("images rendered", summary.images)
+    if summary.images:
+        ctx.figure("seconds per image", f"{summary.seconds / summary.images:.3f}")
+    ctx.give(dataset=root)
+
+
+def render_preview(ctx, *, count: int = 12, columns: int = 6):
+    """Read the rendered shards back and draw 2D keypoints and mask outlines on a grid."""
+    from synth.pictures import grid, labelled, preview_tile
+    from synth.reader import ComplementDataset
+
+    ds = ComplementDataset(ctx.need("dataset", "render"))
+    idx = np.linspace(0, len(ds) - 1, min(count, len(ds))).round().astype(int)
+    tiles = []
+    for i in idx:
+        s = ds[int(i)]
+        tiles.append(labelled(preview_tile(s), f"{s['key']} {s['hdri_id']}"))
+    path = ctx.out / "renders.png"
+    grid(tiles, columns=columns).save(path)
+    ctx.figure("samples in dataset", len(ds))
+    ctx.picture(path, "rendered samples read back from the shards: 2D keypoints and the mask outline (cyan)")
+
+
 STAGES = {
     "hand_model": hand_model,
     "pose_space": pose_space,
     "render_mesh": render_mesh,
     "camera_rig": camera_rig,
     "hand_picture": hand_picture,
+    "render": render,
+    "render_preview": render_preview,
 }

@@ -71,3 +71,20 @@ def hand_sheet(verts: np.ndarray, keypoints: np.ndarray, faces: np.ndarray, labe
         tiles.append(labelled(render_view(v, faces, *back, size), f"{label} - back"))
         tiles.append(labelled(render_view(v, faces, *front, size, keypoints=k), f"{label} - palm"))
     return grid(tiles, columns=4)
+
+
+def mask_outline(mask: np.ndarray) -> np.ndarray:
+    """Pixels of the mask with a 4-neighbour outside it."""
+    m = np.asarray(mask, bool)
+    pad = np.pad(m, 1)
+    inner = pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
+    return m & ~inner
+
+
+def preview_tile(sample: dict, outline_colour=(0, 230, 255)) -> Image.Image:
+    """A reader sample as a picture: the image, the mask outline and the 2D keypoints."""
+    rgb = (np.asarray(sample["image"]).transpose(1, 2, 0) * 255).round().astype(np.uint8).copy()
+    rgb[mask_outline(np.asarray(sample["mask"]))] = outline_colour
+    img = Image.fromarray(rgb)
+    draw_skeleton(img, np.asarray(sample["keypoints_2d"]), radius=1.5)
+    return img

@@ -1,0 +1,95 @@
+"""What every dataset loader returns, and the crop geometry they share.
+
+A loader is a torch Dataset whose items are dicts with these keys (tensors
+float32 unless said otherwise; all in the project's conventions: right hands,
+metres, OpenCV camera frame, pixel centre of the top-left pixel at (0, 0),
+FreiHAND keypoint order):
+
+| key | shape | meaning |
+| --- | --- | --- |
+| image | (3, S, S) | crop around the hand, RGB in [0, 1] |
+| mask | (S, S) bool | hand mask in the crop (all False when the dataset has none; see has_mask) |
+| K | (3, 3) | intrinsics of the crop (the original K moved by the crop's affine map) |
+| keypoints_2d | (21, 2) | pixels in the crop |
+| keypoints_3d | (21, 3) | camera frame |
+| keypoints_3d_rel | (21, 3) | minus the wrist (keypoint 0) |
+| vertices | (778, 3) | camera frame, zeros when has_vertices is False |
+| vertices_rel | (778, 3) | minus the wrist keypoint |
+| mano_pose | (48,) | flat axis-angle (zeros when has_mano is False) |
+| mano_betas | (10,) | |
+| visibility | (21,) bool | |
+| has_mask, has_vertices, has_mano | bool | |
+| mirrored | bool | the sample was a left hand, mirrored to a right one |
+| dataset, sample_id | str | |
+| topology | str | 'mano' for MANO-topology vertices, else the hand model's template hash |
+
+Left hands are mirrored on load (image flipped left-right, x negated in the
+camera frame, K's principal point mirrored), as the benchmarks' own tools do.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+CROP_SIZE = 128
+CROP_SCALE = 1.5  # crop side = CROP_SCALE x the larger side of the keypoints' 2D box
+MIRROR_3D = np.diag([-1.0, 1.0, 1.0])
+
+
+class DatasetFormatError(ValueError):
+    """A dataset file is missing, truncated or not in the expected format (the message names it)."""
+
+
+def crop_transform(center, side: float, out_size: int) -> np.ndarray:
+    """3x3 affine map from image pixels to crop pixels (pixel-centre convention).
+
+    The square of `side` pixels centred at `center` maps onto the out_size crop:
+    the crop's pixel centres 0..out_size-1 cover the square's interior.
+    """
+    s = out_size / float(side)
+    cx, cy = center
+    # image point (cx, cy) -> crop centre (out_size - 1) / 2
+    return np.array([[s, 0.0, (out_size - 1) / 2.0 - s * cx],
+                     [0.0, s, (out_size - 1) / 2.0 - s * cy],
+                     [0.0, 0.0, 1.0]])
+
+
+def box_crop(keypoints_2d: np.ndarray, out_size: int = CROP_SIZE, scale: float = CROP_SCALE) -> np.ndarray:
+    """The crop transform of a square box around 2D keypoints."""
+    lo, hi = keypoints_2d.min(axis=0), keypoints_2d.max(axis=0)
+    side = max(float((hi - lo).max()) * scale, 1.0)
+    return crop_transform((lo + hi) / 2.0, side, out_size)
+
+
+def warp_image(image: np.ndarray, A: np.ndarray, out_size: int, resample=Image.BILINEAR) -> np.ndarray:
+    """Apply the affine map A (image px -> crop px) to an HxW[xC] uint8 array.
+
+    PIL samples the input at A^-1 (crop pixel centre); both use pixel centres at
+    integer coordinates, so no half-pixel shift is needed.
+    """
+    inv = np.linalg.inv(A)
+    img = Image.fromarray(image)
+    # PIL's AFFINE maps output to input in corner coordinates (a pixel's centre
+    # is at +0.5); ours are centre coordinates: in = inv @ out becomes
+    # in + 0.5 = inv @ (out_corner - 0.5) + 0.5
+    coeffs = (inv[0, 0], inv[0, 1], inv[0, 2] - 0.5 * (inv[0, 0] + inv[0, 1]) + 0.5,
+              inv[1, 0], inv[1, 1], inv[1, 2] - 0.5 * (inv[1, 0] + inv[1, 1]) + 0.5)
+    return np.asarray(img.transform((out_size, out_size), Image.AFFINE, coeffs, resample=resample))
+
+
+def apply_affine(points_2d: np.ndarray, A: np.ndarray) -> np.ndarray:
+    return points_2d @ A[:2, :2].T + A[:2, 2]
+
+
+def mirror_sample(image: np.ndarray, K: np.ndarray, points_3d: list) -> tuple:
+    """Mirror a left hand into a right one: flip the image, negate camera x, mirror K."""
+    w = image.shape[1]
+    K = np.array(K, dtype=np.float64, copy=True)
+    K[0, 2] = (w - 1) - K[0, 2]
+    K[0, 1] = -K[0, 1]
+    return image[:, ::-1].copy(), K, [None if p is None else np.asarray(p) @ MIRROR_3D for p in points_3d]
+
+
+def project(points_3d: np.ndarray, K: np.ndarray) -> np.ndarray:
+    p = np.asarray(points_3d) @ np.asarray(K).T
+    return p[:, :2] / p[:, 2:3]
