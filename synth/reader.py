@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .shards import check_shard, load_tables, parse_key, sample_members, shard_paths
+from .shards import check_shard, parse_key, sample_members, shard_paths
+from .tables import load_tables
 
 MAX_OPEN_SHARDS = 64
 HDRI_SPLITS = ("train", "heldout")

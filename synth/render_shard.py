@@ -149,7 +149,7 @@ def write_dataset_tables(root, plan: DatasetPlan, pose_ids: list, view_ids: list
     """dataset.json and the global tables (poses, views, mapping, HDRIs) of this render."""
     import platform
 
-    from .shards import write_tables
+    from .tables import write_tables
 
     dense = plan.render_mesh.densify(plan.vertices[pose_ids]).astype(np.float32)
     rm = plan.render_mesh

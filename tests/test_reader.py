@@ -12,7 +12,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from synth.reader import ComplementDataset, MultiViewSampler, collate_multiview
-from synth.shards import ShardWriter, config_hash, write_tables
+from synth.shards import ShardWriter, config_hash
+from synth.tables import write_tables
 
 SIZE = 32
 POSES = (3, 17)           # not 0..P-1, so ids and rows cannot be confused

@@ -13,7 +13,8 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 from synth import shards
-from synth.shards import ShardWriter, clean_partial, load_tables, shard_status, write_tables
+from synth.shards import ShardWriter, clean_partial, shard_status
+from synth.tables import load_tables, write_tables
 
 SIZE = 32
 CONFIG = "cfg-0123456789ab"

@@ -209,7 +209,6 @@ def build_mesh(p: Proportions | None = None) -> HandMesh:
     grid[-1] = knuckle_pts  # the knuckle ring belongs to the fingers' geometry
 
     (r0, r1), (c0, c1) = HOLE_ROWS, HOLE_COLS
-    hole_cols = [c % PALM_COLS for c in range(c0, c1 + 1)]
     interior = {(r, c % PALM_COLS) for r in range(r0 + 1, r1) for c in range(c0 + 1, c1)}
     vid = -np.ones((PALM_ROWS, PALM_COLS), int)
     for r in range(PALM_ROWS):
