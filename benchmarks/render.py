@@ -48,7 +48,7 @@ def bare_render(cfg: RenderConfig, count: int) -> float:
     scene.set_vertices(plan.render_mesh.densify(plan.vertices[0]))
     view = plan.views[0]
     scene.set_camera(view.K, view.R, view.t)
-    scene.set_world(plan.training_hdris[0], 0.0, 1.0)
+    scene.set_world(plan.usable_hdris[0], 0.0, 1.0)
     bpy.ops.render.render()
     t = time.time()
     for _ in range(count):

@@ -41,7 +41,7 @@ def config_from_args(args):
             "hdri_skies": args.skies, "threads": args.threads,
             "hdri_folders": tuple(args.hdri_folder) if args.hdri_folder else None,
             "hdri_heldout": tuple(args.heldout) if args.heldout else None,
-            "hdri_strict": True if args.strict else None}
+            "hdri_strict": True if args.strict else None, "hdri_split": args.hdri_split}
     base.update({k: v for k, v in over.items() if v is not None})
     return RenderConfig.from_dict(base)
 
@@ -101,6 +101,8 @@ def add_parser(sub) -> None:
     r.add_argument("--skies", type=int, help="number of procedural skies in the catalog (default 6)")
     r.add_argument("--heldout", action="append", help="HDRI id kept out of training shards (repeatable)")
     r.add_argument("--strict", action="store_true", help="stop on a bad HDRI file instead of skipping it")
+    r.add_argument("--hdri-split", choices=["train", "heldout"],
+                   help="environments to draw from: 'train' (default) or 'heldout' for evaluation shards")
     r.add_argument("--workers", type=int, default=1,
                    help="local Ray workers (default 1); 0 renders in this process without Ray")
     r.add_argument("--address", help="join an existing Ray cluster (or set RAY_ADDRESS)")

@@ -45,6 +45,7 @@ class RenderConfig:
     hdri_bundled: bool = True
     hdri_heldout: tuple | None = None
     hdri_strict: bool = False
+    hdri_split: str = "train"       # draw environments from this split ('heldout': evaluation shards)
     hdri_run_length: int = 12
     hdri_strength: tuple = (0.6, 1.6)
     sample_map_resolution: int = 256
@@ -59,6 +60,7 @@ class RenderConfig:
             "device": self.device in ("auto", "cpu", "gpu"),
             "rgb_format": self.rgb_format in ("png", "jpg"),
             "hdri_run_length": self.hdri_run_length >= 1,
+            "hdri_split": self.hdri_split in ("train", "heldout"),
             "hdri_strength": len(self.hdri_strength) == 2 and 0 < self.hdri_strength[0] <= self.hdri_strength[1],
         }
         bad = [k for k, ok in checks.items() if not ok]
@@ -102,13 +104,14 @@ def run_of(view_id: int, cfg: RenderConfig) -> int:
     return view_id // cfg.hdri_run_length
 
 
-def draw_world(cfg: RenderConfig, pose_id: int, view_id: int, training_hdris: list) -> dict:
-    """HDRI id, rotation (deg) and strength of the sample's run of views."""
-    if not training_hdris:
-        raise ValueError("no training HDRI environment left to render with (all held out or skipped)")
+def draw_world(cfg: RenderConfig, pose_id: int, view_id: int, hdris: list) -> dict:
+    """HDRI id, rotation (deg) and strength of the sample's run of views, drawn from `hdris`."""
+    if not hdris:
+        raise ValueError(f"no HDRI environment of split '{cfg.hdri_split}' to render with "
+                         "(all in the other split, or skipped)")
     run = run_of(view_id, cfg)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, pose_id, RUN_STREAM, run]))
-    entry = training_hdris[int(rng.integers(len(training_hdris)))]
+    entry = hdris[int(rng.integers(len(hdris)))]
     lo, hi = cfg.hdri_strength
     gain = SKY_GAIN if getattr(entry, "source", None) == "sky" else 1.0
     return {"id": entry.id, "rotation_deg": round(float(rng.uniform(0.0, 360.0)), 6),

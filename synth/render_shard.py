@@ -35,8 +35,9 @@ class DatasetPlan:
     config_hash: str
 
     @property
-    def training_hdris(self) -> list:
-        return [e for e in self.catalog if e.split == "train"]
+    def usable_hdris(self) -> list:
+        """The environments this render draws from: the config's split of the catalog."""
+        return [e for e in self.catalog if e.split == self.cfg.hdri_split]
 
     def hdri(self, hdri_id: str):
         return next(e for e in self.catalog if e.id == hdri_id)
@@ -128,7 +129,7 @@ def render_shard(cfg: RenderConfig, root, pose_id: int, view_ids=None, progress=
     with ShardWriter(root, pose_id, plan.config_hash) as writer:
         for view_id in view_ids:
             view = plan.views[view_id]
-            world = draw_world(cfg, pose_id, view_id, plan.training_hdris)
+            world = draw_world(cfg, pose_id, view_id, plan.usable_hdris)
             skin = draw_skin(cfg, pose_id, view_id)
             scene.set_world(plan.hdri(world["id"]), world["rotation_deg"], world["strength"])
             scene.set_skin(skin)

@@ -105,9 +105,9 @@ def test_depth_and_mask_agree_with_the_geometry(rendered):
 def test_annotations_record_the_random_draws(rendered):
     for plan, pose, view, ann, rgb, depth, mask in _samples(rendered):
         assert ann["skin"] == draw_skin(CFG, pose, view)
-        world = draw_world(CFG, pose, view, plan.training_hdris)
+        world = draw_world(CFG, pose, view, plan.usable_hdris)
         assert ann["hdri"] == {k: world[k] for k in ("id", "rotation_deg", "strength")}
-        assert ann["hdri"]["id"] in {e.id for e in plan.training_hdris}
+        assert ann["hdri"]["id"] in {e.id for e in plan.catalog if e.split == "train"}
         assert rgb.shape == (RES, RES, 3) and rgb.dtype == np.uint8
         x0, y0, x1, y1 = ann["crop_box"]
         ys, xs = np.nonzero(mask)
@@ -250,3 +250,15 @@ def test_ray_renders_missing_shards_only(tmp_path):
     assert sorted(first.done) == [0, 1] and first.images == 4 and not first.failed
     again = render_dataset(cfg, tmp_path, [0, 1, 2], [0, 1], workers=2, progress=False)
     assert again.skipped == [0, 1] and again.done == [2]
+
+
+def test_evaluation_renders_draw_only_held_out_environments():
+    from synth.render_shard import prepare
+
+    train = prepare(RenderConfig(hdri_skies=4))
+    heldout = prepare(RenderConfig(hdri_skies=4, hdri_split="heldout"))
+    assert {e.split for e in train.usable_hdris} == {"train"}
+    assert {e.split for e in heldout.usable_hdris} == {"heldout"}
+    drawn = {draw_world(heldout.cfg, p, v, heldout.usable_hdris)["id"] for p in range(20) for v in (0, 100)}
+    assert drawn <= {e.id for e in heldout.usable_hdris}
+    assert not drawn & {e.id for e in train.usable_hdris}
