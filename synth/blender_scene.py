@@ -19,6 +19,9 @@ from .render_config import RenderConfig
 from .skin import linear_to_srgb, srgb_to_linear
 
 HAND_PASS_INDEX = 1
+SKIN_SOCKETS = {"skin_color": "Base Color", "skin_roughness": "Roughness",
+                "skin_subsurface_weight": "Subsurface Weight", "skin_subsurface_radius": "Subsurface Radius",
+                "skin_subsurface_scale": "Subsurface Scale"}
 
 
 def _gpu_available(bpy) -> bool:
@@ -92,7 +95,16 @@ class BlenderScene:
         mat = bpy.data.materials.new("skin")
         mat.use_nodes = True
         mesh.materials.append(mat)
-        self.bsdf = mat.node_tree.nodes["Principled BSDF"]
+        nt = mat.node_tree
+        bsdf = nt.nodes["Principled BSDF"]
+        # the skin's parameters are object properties read by Attribute nodes: changing
+        # them per sample costs Cycles an object update, not a shader re-sync (3x cheaper)
+        for prop, socket in SKIN_SOCKETS.items():
+            node = nt.nodes.new("ShaderNodeAttribute")
+            node.attribute_type, node.attribute_name = "OBJECT", prop
+            vector = socket in ("Base Color", "Subsurface Radius")
+            nt.links.new(node.outputs["Color" if vector else "Fac"], bsdf.inputs[socket])
+        self.hand = obj
 
         cam_data = bpy.data.cameras.new("camera")
         cam_data.sensor_fit = "AUTO"
@@ -120,12 +132,13 @@ class BlenderScene:
         data.shift_x, data.shift_y = bc.shift_x, bc.shift_y
 
     def set_skin(self, skin: dict) -> None:
-        inputs = self.bsdf.inputs
-        inputs["Base Color"].default_value = (*srgb_to_linear(skin["base_color_srgb"]), 1.0)
-        inputs["Roughness"].default_value = skin["roughness"]
-        inputs["Subsurface Weight"].default_value = skin["subsurface_weight"]
-        inputs["Subsurface Radius"].default_value = skin["subsurface_radius"]
-        inputs["Subsurface Scale"].default_value = skin["subsurface_scale"]
+        values = {"skin_color": [float(c) for c in srgb_to_linear(skin["base_color_srgb"])],
+                  "skin_roughness": skin["roughness"], "skin_subsurface_weight": skin["subsurface_weight"],
+                  "skin_subsurface_radius": list(skin["subsurface_radius"]),
+                  "skin_subsurface_scale": skin["subsurface_scale"]}
+        for prop, value in values.items():
+            self.hand[prop] = value
+        self.hand.update_tag()
 
     def set_world(self, entry, rotation_deg: float, strength: float) -> None:
         key = (entry.id, rotation_deg, strength)

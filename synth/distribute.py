@@ -28,6 +28,7 @@ class RenderSummary:
     images: int = 0
     seconds: float = 0.0
     render_seconds: float = 0.0
+    startup_seconds: float = 0.0  # starting or joining Ray, before the first task is sent
     cpus: int = 1
 
     def lines(self) -> list:
@@ -36,7 +37,8 @@ class RenderSummary:
         out = [f"shards done {len(self.done)}, skipped (already complete) {len(self.skipped)}, "
                f"failed {len(self.failed)}",
                f"images rendered {self.images} in {self.seconds:.1f} s: {per_image:.2f} s per image, "
-               f"{rate:.3f} images per second per CPU ({self.cpus} CPUs)"]
+               f"{rate:.3f} images per second per CPU ({self.cpus} CPUs)"
+               + (f"; Ray start {self.startup_seconds:.1f} s not included" if self.startup_seconds else "")]
         out += [f"  pose {p} failed: {err}" for p, err in sorted(self.failed.items())]
         return out
 
@@ -103,6 +105,8 @@ def render_dataset(cfg: RenderConfig, root, pose_ids, view_ids, workers: int = 1
             summary.render_seconds += stats["render_seconds"]
     else:
         ray = _init_ray(address, workers)
+        summary.startup_seconds = time.time() - t0
+        t0 = time.time()
         try:
             task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=max_retries,
                               retry_exceptions=True, max_calls=recycle_after)(render_shard)

@@ -262,3 +262,23 @@ def test_evaluation_renders_draw_only_held_out_environments():
     drawn = {draw_world(heldout.cfg, p, v, heldout.usable_hdris)["id"] for p in range(20) for v in (0, 100)}
     assert drawn <= {e.id for e in heldout.usable_hdris}
     assert not drawn & {e.id for e in train.usable_hdris}
+
+
+@pytest.mark.slow
+def test_skin_parameters_reach_the_render():
+    from synth.render_shard import prepare, scene_for
+
+    plan = prepare(CFG)
+    scene = scene_for(plan)
+    scene.set_vertices(plan.render_mesh.densify(plan.vertices[0]))
+    view = plan.views[0]
+    scene.set_camera(view.K, view.R, view.t)
+    scene.set_world(plan.usable_hdris[0], 0.0, 1.0)
+    means = []
+    for colour in ((0.9, 0.15, 0.1), (0.1, 0.8, 0.15)):
+        skin = dict(draw_skin(CFG, 0, 0), base_color_srgb=list(colour))
+        scene.set_skin(skin)
+        rgb, _, mask = scene.render()
+        means.append(rgb[mask].astype(float).mean(axis=0))
+    red, green = means
+    assert red[0] > red[1] + 20 and green[1] > green[0] + 20, means

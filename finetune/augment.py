@@ -1,0 +1,203 @@
+"""Augmentation shared by every loader: it works on base.py's sample dictionary.
+
+Geometry (scale, rotation about the crop centre, translation) is one affine map A of crop
+pixels (3x3, pixel-centre convention as everywhere):
+
+    A = T(c + t) . s R2(theta) . T(-c),    c = ((S - 1) / 2, (S - 1) / 2),  t = shift in pixels
+
+applied to the image (bilinear), the mask (nearest) and the 2D keypoints. A rotation in the
+image plane is the image of a rotation of the camera-frame points about the camera's optical
+axis (the z axis through the camera centre): R = [[cos, -sin, 0], [sin, cos, 0], [0, 0, 1]] with
+the same theta. The choice made here (the common one) rotates the 3D points and moves K:
+
+    X' = R X   (keypoints_3d, vertices, and the MANO global orientation: R_g' = R R_g)
+    K' = A K R^T
+
+so that project(X', K') = A (project(X, K)) and keypoints_2d == project(keypoints_3d, K) still
+holds exactly. Scale and translation leave the 3D points alone and only change K (focal
+length, principal point). K' keeps its last row (0, 0, 1); it stays upper triangular when
+fx == fy and K has no skew, otherwise it gains small off-diagonal terms (still an exact
+projection). Depth z is unchanged by R, and root-relative points rotate by R.
+
+Colour jitter (brightness, contrast, saturation, hue) changes only the image.
+
+Two views for MobRecon's consistency loss (seed 001, eq. 10): `paired_views` augments one
+sample twice, independently, and returns both with
+
+    T_12 = A_2 A_1^-1   (3x3, view-1 crop pixels -> view-2 crop pixels): T_12 L_1 = L_2
+    R_12 = R_2 R_1^T    (3x3): R_12 V_1 = V_2 for camera-frame and root-relative points
+
+Randomness: every function takes a numpy Generator; `AugmentedDataset` draws one from
+SeedSequence([seed, epoch, index]) so a run is reproducible whatever the worker layout.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from finetune.datasets.base import apply_affine, project, warp_image
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    scale: tuple = (0.9, 1.1)     # zoom factor range about the crop centre (>1 enlarges the hand)
+    rotation: float = 30.0        # degrees: theta ~ U(-rotation, rotation)
+    translation: float = 0.05     # shift per axis ~ U(-t, t) x crop size
+    brightness: float = 0.2       # factor ~ U(1 - b, 1 + b)
+    contrast: float = 0.2         # factor ~ U(1 - c, 1 + c) about the mean grey
+    saturation: float = 0.2       # factor ~ U(1 - s, 1 + s) about the pixel's grey
+    hue: float = 0.0              # rotation of the YIQ chroma by U(-h, h) x pi
+
+    @classmethod
+    def none(cls) -> "AugmentConfig":
+        return cls(scale=(1.0, 1.0), rotation=0.0, translation=0.0, brightness=0.0, contrast=0.0,
+                   saturation=0.0, hue=0.0)
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    scale: float = 1.0
+    angle: float = 0.0                          # degrees
+    shift: tuple = (0.0, 0.0)                   # pixels
+    colour: tuple = field(default=(1.0, 1.0, 1.0, 0.0))  # brightness, contrast, saturation, hue (x pi)
+
+
+def draw_params(config: AugmentConfig, rng: np.random.Generator, size: int) -> AugmentParams:
+    u = lambda r: float(rng.uniform(-r, r)) if r else 0.0  # noqa: E731
+    scale = float(rng.uniform(*config.scale)) if config.scale[0] != config.scale[1] else float(config.scale[0])
+    return AugmentParams(scale=scale, angle=u(config.rotation),
+                         shift=(u(config.translation) * size, u(config.translation) * size),
+                         colour=(1.0 + u(config.brightness), 1.0 + u(config.contrast), 1.0 + u(config.saturation),
+                                 u(config.hue)))
+
+
+def geometry(params: AugmentParams, size: int) -> tuple:
+    """(A, R): the crop-pixel affine map (3x3) and the camera-frame rotation (3x3) of `params`."""
+    th = np.deg2rad(params.angle)
+    c, s = np.cos(th), np.sin(th)
+    ctr = (size - 1) / 2.0
+    R2 = params.scale * np.array([[c, -s], [s, c]])
+    A = np.eye(3)
+    A[:2, :2] = R2
+    A[:2, 2] = np.array([ctr, ctr]) + np.asarray(params.shift) - R2 @ np.array([ctr, ctr])
+    R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    return A, R
+
+
+def _warp_float_image(image: torch.Tensor, A: np.ndarray, size: int) -> torch.Tensor:
+    chans = [warp_image(np.ascontiguousarray(ch, dtype=np.float32), A, size) for ch in image.numpy()]
+    return torch.from_numpy(np.stack(chans).astype(np.float32))
+
+
+def _rotate_global_orient(pose: torch.Tensor, R: np.ndarray) -> torch.Tensor:
+    from scipy.spatial.transform import Rotation
+
+    pose = pose.clone()
+    Rg = Rotation.from_rotvec(pose[:3].double().numpy()).as_matrix()
+    pose[:3] = torch.as_tensor(Rotation.from_matrix(R @ Rg).as_rotvec(), dtype=pose.dtype)
+    return pose
+
+
+def apply_geometry(sample: dict, A: np.ndarray, R: np.ndarray) -> dict:
+    """A new sample: image/mask warped by A, 3D points and MANO global orientation rotated by R, K' = A K R^T."""
+    out = dict(sample)
+    size = sample["image"].shape[-1]
+    out["image"] = _warp_float_image(sample["image"], A, size)
+    if sample["has_mask"]:
+        m = sample["mask"].numpy().astype(np.uint8) * 255
+        out["mask"] = torch.from_numpy(warp_image(m, A, size, resample=0) > 127)
+    K = sample["K"].double().numpy()
+    K2 = A @ K @ R.T
+    kp3 = sample["keypoints_3d"].double().numpy() @ R.T
+    labelled = kp3[:, 2] != 0
+    kp2 = np.zeros((len(kp3), 2))
+    kp2[labelled] = project(kp3[labelled], K2)
+    f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+    out["K"] = f32(K2)
+    out["keypoints_3d"] = f32(kp3)
+    out["keypoints_2d"] = f32(kp2)
+    out["keypoints_3d_rel"] = f32(kp3 - kp3[0])
+    if sample["has_vertices"]:
+        v = sample["vertices"].double().numpy() @ R.T
+        out["vertices"] = f32(v)
+        out["vertices_rel"] = f32(v - kp3[0])
+    if sample["has_mano"]:
+        out["mano_pose"] = _rotate_global_orient(sample["mano_pose"], R)
+    return out
+
+
+def colour_jitter(image: torch.Tensor, colour: tuple) -> torch.Tensor:
+    """Brightness, contrast, saturation (factors) and hue (YIQ chroma rotation by hue x pi) of a (3, H, W) image."""
+    b, c, s, h = colour
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype).view(3, 1, 1)
+    img = image * b
+    if c != 1.0:
+        grey_mean = (img * weights).sum(0).mean()
+        img = (img - grey_mean) * c + grey_mean
+    if s != 1.0:
+        grey = (img * weights).sum(0, keepdim=True)
+        img = grey + (img - grey) * s
+    if h:
+        to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
+                              dtype=img.dtype)
+        th = float(h) * np.pi
+        rot = torch.tensor([[1, 0, 0], [0, np.cos(th), -np.sin(th)], [0, np.sin(th), np.cos(th)]], dtype=img.dtype)
+        M = torch.linalg.inv(to_yiq) @ rot @ to_yiq
+        img = torch.einsum("ij,jhw->ihw", M, img)
+    return img.clamp(0.0, 1.0)
+
+
+def augment(sample: dict, config: AugmentConfig, rng: np.random.Generator) -> tuple:
+    """(augmented sample, A, R) for one random draw of `config`."""
+    size = sample["image"].shape[-1]
+    params = draw_params(config, rng, size)
+    A, R = geometry(params, size)
+    out = apply_geometry(sample, A, R)
+    out["image"] = colour_jitter(out["image"], params.colour)
+    return out, A, R
+
+
+def paired_views(sample: dict, config: AugmentConfig, rng: np.random.Generator) -> dict:
+    """Two independent augmentations of one sample and their relative transforms (see the module doc)."""
+    v1, A1, R1 = augment(sample, config, rng)
+    v2, A2, R2 = augment(sample, config, rng)
+    return {"view1": v1, "view2": v2,
+            "T_12": torch.as_tensor(A2 @ np.linalg.inv(A1), dtype=torch.float32),
+            "R_12": torch.as_tensor(R2 @ R1.T, dtype=torch.float32)}
+
+
+def map_points(points_2d, T) -> np.ndarray:
+    """Apply a 3x3 (or 2x3) affine map such as T_12 to (N, 2) pixel points."""
+    return apply_affine(np.asarray(points_2d, dtype=np.float64), np.asarray(T, dtype=np.float64))
+
+
+class AugmentedDataset(Dataset):
+    """A dataset whose samples are augmented (paired=True: paired_views dicts), reproducibly.
+
+    The generator of item i in epoch e is default_rng(SeedSequence([seed, e, i])); call
+    set_epoch(e) before each epoch (DataLoader workers that are re-created every epoch, the
+    default, see the new epoch).
+    """
+
+    def __init__(self, dataset, config: AugmentConfig | None = None, seed: int = 0, paired: bool = False):
+        self.dataset = dataset
+        self.config = config or AugmentConfig()
+        self.seed = int(seed)
+        self.paired = paired
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, int(index)]))
+        sample = self.dataset[index]
+        if self.paired:
+            return paired_views(sample, self.config, rng)
+        return augment(sample, self.config, rng)[0]
