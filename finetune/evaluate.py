@@ -2,18 +2,21 @@
 
 Files it reads (predictions and ground truth alike):
 
-| file | content | convention |
-| --- | --- | --- |
-| `.npz` | `xyz` (N,21,3); optional `verts` (N,V,3), `uv` (N,21,2) px, `vis` (N,21), `K` (N,3,3), `ids` (N,), `sequence` (N,) | the project's: metres, OpenCV camera, FreiHAND order |
-| `.json` pair | `[xyz_list, verts_list]` (a pred.json) | the benchmark's submission format: for `ho3d` HO3D order and OpenGL, else the project's |
-| `.json` list | `[xyz, ...]` such as FreiHAND's / HO3D's `evaluation_xyz.json`; a sibling `*_verts.json` is read with it | as the pair |
-| `.txt` | Dex-YCB result lines (index + 63 values in mm) | Dex-YCB's (mm, FreiHAND order) |
+- `.npz`: `xyz` (N,21,3); optional `verts` (N,V,3), `uv` (N,21,2) px, `vis`
+  (N,21), `K` (N,3,3), `ids` (N,), `sequence` (N,); in the project's
+  conventions (metres, OpenCV camera, FreiHAND order);
+- `.json` pair `[xyz_list, verts_list]` (a pred.json), or a plain list of 21x3
+  keypoint sets such as FreiHAND's / HO3D's `evaluation_xyz.json` (a sibling
+  `*_verts.json` is read with it); in the benchmark's submission convention:
+  HO3D order and OpenGL for `ho3d`, the project's otherwise;
+- `.txt`: Dex-YCB result lines (index + 63 values in mm, FreiHAND order).
 
 Samples are matched by `ids` when either file has them (Dex-YCB result files
 always do; a ground-truth index missing from the predictions is an error, as
 in hpe_eval.py), else by position. Without `uv`, 2D keypoints are projected
-from `xyz` with `K` when both files have it. With `sequence` ids (frames in
-temporal order), MobRecon's Acc is added for any benchmark.
+from `xyz` with `K` when both files have it. With `sequence` ids in either
+file (frames in temporal order), MobRecon's Acc of the predictions is added for
+any benchmark.
 
 Writes `metrics_<benchmark>.json` (every figure, its unit, the curves, per-
 keypoint errors, notes) and `pck_<benchmark>.png`, and returns the table it prints.
@@ -34,8 +37,11 @@ def _json_keypoint_file(path: Path, benchmark: str) -> dict:
     from finetune.metrics.conventions import ho3d_to_freihand, opengl_to_opencv
 
     data = json.loads(path.read_text())
-    first = np.asarray(data[0]) if isinstance(data, list) and data else None
-    if first is not None and first.ndim == 2:  # a plain list of 21x3 keypoint sets (evaluation_xyz.json)
+    try:
+        first_ndim = np.asarray(data[0], dtype=np.float64).ndim if isinstance(data, list) and data else None
+    except (ValueError, TypeError):  # ragged: let the pair reader say what is wrong
+        first_ndim = None
+    if first_ndim == 2:  # a plain list of 21x3 keypoint sets (evaluation_xyz.json)
         xyz = np.asarray(data, dtype=np.float64)
         if xyz.ndim != 3 or xyz.shape[1:] != (21, 3):
             raise SubmissionFormatError(f"{path}: expected a list of 21x3 keypoint sets, got shape {xyz.shape}")
@@ -44,7 +50,8 @@ def _json_keypoint_file(path: Path, benchmark: str) -> dict:
         if "_xyz" in path.name and sibling.exists():
             verts = [np.asarray(v, dtype=np.float64) for v in json.loads(sibling.read_text())]
             if len(verts) != len(xyz):
-                raise SubmissionFormatError(f"{sibling}: {len(verts)} meshes for the {len(xyz)} keypoint sets of {path}")
+                raise SubmissionFormatError(
+                    f"{sibling}: {len(verts)} meshes for the {len(xyz)} keypoint sets of {path}")
     else:
         xyz, verts = read_json_pair(path)
     if benchmark == "ho3d":  # HO3D's files are in its joint order and the OpenGL frame

@@ -1,10 +1,16 @@
 """Predictions in each benchmark's submission format, and readers for them.
 
-| benchmark | file | content |
-| --- | --- | --- |
-| FreiHAND | `pred.json` | `[xyz_list, verts_list]`: per sample 21x3 keypoints and Vx3 vertices, metres, OpenCV camera frame, FreiHAND order (the format of freihand's `pred.py` `dump`; zip it for the CodaLab server) |
-| HO3D v2/v3 | `pred.json` | the same two lists, but joints in **HO3D order** (MANO + tips, see `finetune.metrics.conventions`) and in the **OpenGL** camera frame (y and z negated: the hand has negative z), metres; HO3D's `pred.py` rejects files whose points all have z > 0 |
-| Dex-YCB | results `.txt` | one line per sample, 64 comma-separated numbers: the sample's index in the toolkit's split, then x1, y1, z1, ..., x21, y21, z21 in **millimetres**, camera frame, Dex-YCB joint order (= FreiHAND order); `hpe_eval.py` rejects lines of another length |
+- FreiHAND `pred.json`: `[xyz_list, verts_list]`, per sample 21x3 keypoints and
+  Vx3 vertices, metres, OpenCV camera frame, FreiHAND order (the format of
+  freihand's `pred.py` `dump`; zip it for the CodaLab server).
+- HO3D v2/v3 `pred.json`: the same two lists, but joints in **HO3D order**
+  (MANO + tips, see `finetune.metrics.conventions`) and in the **OpenGL** camera
+  frame (y and z negated: the hand has negative z), metres. HO3D's `pred.py`
+  refuses a sample whose points all have z > 0, and so does the writer here.
+- Dex-YCB HPE result `.txt`: one line per sample, 64 comma-separated numbers:
+  the sample's index in the toolkit's split, then x1, y1, z1, ..., x21, y21, z21
+  in **millimetres**, camera frame, Dex-YCB joint order (= FreiHAND order);
+  `hpe_eval.py` rejects lines of another length.
 
 Writers take the project's conventions (metres, OpenCV, FreiHAND order) and
 convert; readers convert back, so `read(write(x)) == x` (floats are written

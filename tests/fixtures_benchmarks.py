@@ -206,7 +206,8 @@ def write_rhd(root, hm, n: int = 4, n_eval: int = 2, seed: int = 1) -> dict:
             inside = np.all((uv > 0) & (uv < RHD_SIZE - 1), axis=1)
             vis = inside & (rng.uniform(size=42) < 0.8)
             vis[21] = inside[21]  # keep the right wrist visible when inside
-            anno[i] = {"xyz": xyz.astype(np.float32), "uv_vis": np.concatenate([uv, vis[:, None]], 1).astype(np.float32),
+            anno[i] = {"xyz": xyz.astype(np.float32),
+                       "uv_vis": np.concatenate([uv, vis[:, None]], 1).astype(np.float32),
                        "K": K.astype(np.float32)}
             # mask: far hand first, near hand over it; person label 1 in a bottom band
             labels = np.zeros((RHD_SIZE, RHD_SIZE), dtype=np.uint8)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import CROP_SIZE, DatasetFormatError, apply_affine, project, warp_image
+from .base import CROP_SIZE, DatasetFormatError, project, warp_image
 
 _BUILTIN = {
     "freihand": "finetune.datasets.freihand:FreiHANDDataset",
@@ -222,8 +222,3 @@ def make_sample(image: np.ndarray, A: np.ndarray, K: np.ndarray, keypoints_3d: n
         "topology": topology,
     }
 
-
-def in_crop(points_2d: np.ndarray, A: np.ndarray, out_size: int) -> np.ndarray:
-    """Which image points land inside the crop."""
-    p = apply_affine(np.asarray(points_2d, dtype=np.float64), A)
-    return np.all((p >= -0.5) & (p <= out_size - 0.5), axis=1)

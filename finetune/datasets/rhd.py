@@ -129,7 +129,8 @@ class RHDDataset(Dataset):
             raise DatasetFormatError(f"{where}: a {type(entry).__name__}, expected a dict with xyz, uv_vis, K")
         missing = [k for k in ("xyz", "uv_vis", "K") if k not in entry]
         if missing:
-            raise DatasetFormatError(f"{where}: missing key(s) {missing} (has {sorted(entry)}; expected xyz, uv_vis, K)")
+            raise DatasetFormatError(f"{where}: missing key(s) {missing} (has {sorted(entry)}; "
+                                     "expected xyz, uv_vis, K)")
         return {"xyz": as_array(entry["xyz"], (42, 3), where, "xyz"),
                 "uv_vis": as_array(entry["uv_vis"], (42, 3), where, "uv_vis"),
                 "K": as_array(entry["K"], (3, 3), where, "K")}

@@ -19,11 +19,11 @@ def _font(size: int):
 
 
 def nice_ticks(lo: float, hi: float, target: int = 6) -> np.ndarray:
-    """Round tick positions covering [lo, hi] (steps of 1, 2, 2.5 or 5 x 10^k)."""
+    """Round tick positions covering [lo, hi]: the finest step of 1, 2, 2.5 or 5 x 10^k giving at most
+    `target` intervals."""
     span = hi - lo if hi > lo else 1.0
-    raw = span / max(target - 1, 1)
-    mag = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    mag = 10.0 ** math.floor(math.log10(span / target))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if span / (m * mag) <= target + 1e-9)
     first = math.ceil(lo / step - 1e-9) * step
     return np.arange(first, hi + step * 1e-6, step)
 

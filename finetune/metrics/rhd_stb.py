@@ -7,9 +7,8 @@ keypoints):
   - 3D: both skeletons relative to their own root (keypoint 0, the wrist, in
     the project's order; STB's loader synthesises it from the palm), in mm;
     thresholds np.linspace(20, 50, 20) mm, i.e. 20 thresholds as MobRecon's
-    `get_measures(20, 50, 20)` (hand3d uses 20 steps too; other code bases use
-    100 or 31: `steps` changes it, and AUC moves in the third decimal);
-    all keypoints count;
+    `get_measures(20, 50, 20)` (hand3d also uses 20, over 0-50 mm; SAR's code
+    uses np.linspace(20, 50, 100): `steps` changes it); all keypoints count;
   - 2D: pixels of the image the ground truth is given in (RHD: 320x320),
     thresholds np.linspace(0, 30, 20) px as hand3d's `get_measures(0.0, 30.0, 20)`
     and MobRecon's; keypoints count only where visible (RHD's uv_vis) when a
@@ -52,7 +51,8 @@ def evaluate_rhd_stb(xyz_gt, xyz_pred, uv_gt=None, uv_pred=None, visible=None, b
         res.curves[f"{name}_3d"] = Curve(m.thresholds, m.pck, "mm", label)
         res.per_keypoint[f"{name}_mean3d"] = m.per_keypoint_mean.tolist()
     if uv_gt is not None and uv_pred is not None:
-        ug, up = as_keypoints(uv_gt, "ground-truth 2D keypoints", 2), as_keypoints(uv_pred, "predicted 2D keypoints", 2)
+        ug = as_keypoints(uv_gt, "ground-truth 2D keypoints", 2)
+        up = as_keypoints(uv_pred, "predicted 2D keypoints", 2)
         if len(ug) != len(gt) or len(up) != len(gt):
             raise ValueError(f"2D keypoints for {len(ug)} / {len(up)} samples, 3D for {len(gt)}")
         m = pck_measures(keypoint_distances(ug, up), *AUC2D_PX, steps, visible)

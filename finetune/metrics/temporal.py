@@ -11,9 +11,11 @@ second-order central difference
     a_t = x_{t-1} - 2 x_t + x_{t+1},   t = 1 .. T-2,
 
 Acc = mean over all (t, joint) of ||a_t|| (over all sequences pooled). The
-paper's numbers (2D ~2, 3D ~5 on HO3Dv2) are the size of per-frame differences,
-so the default unit is px/frame^2 and mm/frame^2; pass fps to scale by fps^2 to
-per-second^2 units. 3D acceleration is taken of root-relative joints by default
+paper's numbers (2D ~2, 3D ~5 on HO3Dv2) fit per-frame differences (per second^2
+they would be fps^2, hundreds of times, larger), so the default unit is
+px/frame^2 and mm/frame^2; pass fps to scale by fps^2 to per-second^2 units.
+MobRecon's released runner computes no Acc; the definition here follows the
+paper's text. 3D acceleration is taken of root-relative joints by default
 (MobRecon predicts a root-relative mesh; the root is recovered separately).
 
 `acceleration_error` is the related figure of human-mesh work (HMR / VIBE):
@@ -77,7 +79,8 @@ def sequence_acceleration(points, sequence_ids=None, fps: float | None = None, g
     return float(np.concatenate([t.ravel() for t in terms]).mean())
 
 
-def acceleration_figures(xyz_pred, sequence_ids, uv_pred=None, fps: float | None = None, root: int | None = 0) -> dict:
+def acceleration_figures(xyz_pred, sequence_ids, uv_pred=None, fps: float | None = None,
+                         root: int | None = 0) -> dict:
     """MobRecon's Acc of predicted sequences: {'acc3d': (value, unit), 'acc2d': ...}.
 
     3D in mm of joints relative to keypoint `root` (None: camera frame), 2D in px.
