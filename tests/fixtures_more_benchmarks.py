@@ -414,7 +414,8 @@ def write_mobrecon_complement(root, hm, seed: int = 0, poses=("base_pose/0003", 
             kps_right = hand["kps"] @ R.T
             t = place(kps_right * MIRROR, K, (256, 256), rng, (0.5, 0.6))
             verts_left = verts_right * MIRROR + t
-            kps_left = kps_right * MIRROR + t
+            # the dataset's keypoints are j_reg @ mesh (not the model's skinned joints)
+            kps_left = hm.joint_regressor @ verts_left
             obj = base / "model_mano" / f"{view}.obj"
             obj.parent.mkdir(parents=True, exist_ok=True)
             obj.write_text("".join(f"v {x:.10f} {y:.10f} {z:.10f}\n" for x, y, z in verts_left)
@@ -437,7 +438,8 @@ def write_complement_shards(root, hm, seed: int = 0, poses=(3, 17), views=(0, 40
     K, R, t, pose params, keypoints in the model frame, visibility."""
     import scipy.sparse as sp
 
-    from synth.shards import ShardWriter, config_hash, write_tables
+    from synth.shards import ShardWriter, config_hash
+    from synth.tables import write_tables
 
     root = Path(root)
     rng = np.random.default_rng(seed)

@@ -132,7 +132,8 @@ class ComplementShardsDataset(Dataset):
     @classmethod
     def check(cls, root, limit: int | None = None) -> list:
         """Shard counts (complete / incomplete / missing) and problems, via the shard manifests."""
-        from synth.shards import check_shard, load_tables
+        from synth.shards import check_shard
+        from synth.tables import load_tables
 
         root = Path(root)
         try:
