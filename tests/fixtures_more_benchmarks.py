@@ -45,22 +45,24 @@ def rotvec(R) -> np.ndarray:
     return Rotation.from_matrix(np.asarray(R, dtype=np.float64)).as_rotvec()
 
 
-def random_pose(rng, facing: bool = True, finger_sd: float = 0.15) -> np.ndarray:
-    """A flat 48-value pose: a camera-facing (or any) global rotation and mildly bent fingers."""
+def random_pose(rng, facing: bool = True, finger_sd: float = 0.15, global_sd: float = 1.0) -> np.ndarray:
+    """A flat 48-value pose: a camera-facing (or a random, spread global_sd) global rotation and mildly
+    bent fingers."""
     pose = np.zeros(48)
     if facing:
         tilt = rotation(rng.normal(0, 0.25, 3))
         spin = rotation([0.0, 0.0, rng.uniform(-np.pi, np.pi)])
         pose[:3] = rotvec(spin @ tilt @ FACING)
     else:
-        pose[:3] = rotvec(rotation(rng.normal(0, 1.0, 3)))
+        pose[:3] = rotvec(rotation(rng.normal(0, global_sd, 3)))
     pose[3:] = rng.normal(0, finger_sd, 45)
     return pose
 
 
-def random_hand(hm, rng, facing: bool = True, finger_sd: float = 0.15, beta_sd: float = 0.5, betas=None) -> dict:
+def random_hand(hm, rng, facing: bool = True, finger_sd: float = 0.15, beta_sd: float = 0.5, betas=None,
+                global_sd: float = 1.0) -> dict:
     """A posed hand in the model frame: flat pose (48,), betas, vertices (778, 3), keypoints (21, 3)."""
-    pose = random_pose(rng, facing, finger_sd)
+    pose = random_pose(rng, facing, finger_sd, global_sd)
     betas = rng.normal(0, beta_sd, 10) if betas is None else np.asarray(betas, dtype=np.float64)
     with torch.no_grad():
         v, k = hm(torch.as_tensor(pose[None]), torch.as_tensor(betas[None]))
@@ -88,13 +90,23 @@ def project(points, K) -> np.ndarray:
     return p[:, :2] / p[:, 2:3]
 
 
-def dot_image(uv: np.ndarray, size: tuple, radius: float, background=(12, 10, 8)) -> np.ndarray:
-    """A dark RGB image with a white disc of `radius` px centred on every 2D point (pixel-centre convention)."""
+def dot_image(uv: np.ndarray, size: tuple, radius: float, background: int = 10) -> np.ndarray:
+    """A dark RGB image with a bright Gaussian spot (sigma = radius / 2) centred on every 2D point
+    (pixel-centre convention); a spot's brightness centroid is its point, also after resampling."""
     w, h = size
-    img = np.empty((h, w, 3), dtype=np.uint8)
-    img[:] = background
-    img[_discs(uv, size, radius)] = 255
-    return img
+    sigma = radius / 2.0
+    level = np.zeros((h, w))
+    r = int(np.ceil(3 * sigma)) + 1
+    for u, v in np.asarray(uv, dtype=np.float64).reshape(-1, 2):
+        x0, x1 = max(int(u) - r, 0), min(int(u) + r + 1, w)
+        y0, y1 = max(int(v) - r, 0), min(int(v) + r + 1, h)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        ys, xs = np.mgrid[y0:y1, x0:x1]
+        spot = np.exp(-((xs - u) ** 2 + (ys - v) ** 2) / (2 * sigma ** 2))
+        level[y0:y1, x0:x1] = np.maximum(level[y0:y1, x0:x1], spot)
+    img = np.round(background + (255 - background) * level).astype(np.uint8)
+    return np.repeat(img[..., None], 3, axis=2)
 
 
 def _discs(uv: np.ndarray, size: tuple, radius: float) -> np.ndarray:
@@ -132,11 +144,12 @@ def write_json(path: Path, obj) -> None:
 
 
 def dot_errors(image_chw, kp2d, radius: float) -> np.ndarray:
-    """Distances (crop px) between the brightness centroid of each isolated dot and its keypoint.
+    """Distances (crop px) between the brightness centroid of each isolated spot and its keypoint.
 
-    Only keypoints at least 3 radii from every other one and 2 radii from the crop
-    border are measured (overlapping dots have no single centre)."""
-    img = np.asarray(image_chw).max(axis=0).astype(np.float64)
+    `radius` is the spot radius of dot_image in crop pixels. Only keypoints at least 3 radii from
+    every other one and 2 radii from the crop border are measured (overlapping spots have no
+    single centre)."""
+    img = np.asarray(image_chw, dtype=np.float64).mean(axis=0)
     kp2d = np.asarray(kp2d, dtype=np.float64)
     S = img.shape[0]
     ys, xs = np.mgrid[0:S, 0:S]
@@ -145,10 +158,10 @@ def dot_errors(image_chw, kp2d, radius: float) -> np.ndarray:
         d = np.linalg.norm(kp2d - kp2d[j], axis=1)
         d[j] = np.inf
         u, v = kp2d[j]
-        if d.min() < 3.2 * radius or not (2 * radius < u < S - 1 - 2 * radius and 2 * radius < v < S - 1 - 2 * radius):
+        if d.min() < 3 * radius or not (2 * radius < u < S - 1 - 2 * radius and 2 * radius < v < S - 1 - 2 * radius):
             continue
-        win = (xs - u) ** 2 + (ys - v) ** 2 <= (1.7 * radius) ** 2
-        w = np.clip(img - 0.3, 0, None) * win
+        win = (xs - u) ** 2 + (ys - v) ** 2 <= (1.5 * radius) ** 2
+        w = np.clip(img - 0.06, 0, None) * win
         if w.sum() == 0:
             errs.append(np.inf)
             continue
@@ -288,7 +301,8 @@ def write_dexycb(root, hm, seed: int = 0, subjects=(0, 6), filled=None, frames: 
                     label = {"seg": np.zeros((480, 640), np.uint8), "pose_y": np.zeros((2, 3, 4), np.float32)}
                     if f == 1:   # no hand in this frame
                         label.update(pose_m=np.zeros((1, 51), np.float32),
-                                     joint_3d=-np.ones((1, 21, 3), np.float32), joint_2d=-np.ones((1, 21, 2), np.float32))
+                                     joint_3d=-np.ones((1, 21, 3), np.float32),
+                                     joint_2d=-np.ones((1, 21, 2), np.float32))
                         image = dot_image(np.zeros((0, 2)), (640, 480), 4)
                     else:
                         hand = random_hand(hm, rng, finger_sd=0.12, betas=betas)
@@ -421,7 +435,8 @@ def write_mobrecon_complement(root, hm, seed: int = 0, poses=("base_pose/0003", 
             obj.write_text("".join(f"v {x:.10f} {y:.10f} {z:.10f}\n" for x, y, z in verts_left)
                            + "".join(f"f {a + 1} {b + 1} {c + 1}\n" for a, b, c in hm.faces))
             uv = project(kps_left, K)
-            save_png(base / "mask256" / f"{view}.png", np.where(blob_mask(uv, (256, 256), 7.0), 255, 0).astype(np.uint8))
+            mask = np.where(blob_mask(uv, (256, 256), 7.0), 255, 0).astype(np.uint8)
+            save_png(base / "mask256" / f"{view}.png", mask)
             for var in variants:
                 rel = f"data/{pose}/pic256/{var}/{var}.{view:04d}.png"
                 save_png(root / rel, dot_image(uv, (256, 256), 3))
@@ -443,7 +458,7 @@ def write_complement_shards(root, hm, seed: int = 0, poses=(3, 17), views=(0, 40
 
     root = Path(root)
     rng = np.random.default_rng(seed)
-    hands = [random_hand(hm, rng, facing=False, beta_sd=0.0) for _ in poses]
+    hands = [random_hand(hm, rng, facing=False, beta_sd=0.0, global_sd=0.15) for _ in poses]
     params = np.stack([h["pose"] for h in hands])
     verts = np.stack([h["verts"] for h in hands])
     kps = np.stack([h["kps"] for h in hands])
@@ -451,10 +466,10 @@ def write_complement_shards(root, hm, seed: int = 0, poses=(3, 17), views=(0, 40
     f = 110.0
     K = np.array([[f, 0.0, (size - 1) / 2], [0.0, f, (size - 1) / 2], [0.0, 0.0, 1.0]])
     cams = []
-    for v in views:
-        d = rng.normal(size=3)
+    for v in views:   # around the normal of the model's palm plane (y), like most of the rig's views
+        d = [0.0, -1.0, 0.0] + rng.normal(0, 0.3, 3)
         d /= np.linalg.norm(d)
-        R, t = look_at(centre + 0.55 * d, centre, np.cross(d, [0.0, 0.0, 1.0]) + 1e-3)
+        R, t = look_at(centre + 0.55 * d, centre, [1.0, 0.0, 0.0])
         cams.append((R, t))
     cfg = {"seed": seed, "image_size": size}
     eye = sp.identity(hm.num_vertices, format="csr")
@@ -464,7 +479,8 @@ def write_complement_shards(root, hm, seed: int = 0, poses=(3, 17), views=(0, 40
          "hand_model": {"name": hm.name, "template_hash": hm.template_hash, "num_vertices": hm.num_vertices}},
         poses={"pose_ids": np.array(poses), "params": params, "vertices": verts, "keypoints": kps, "dense": verts},
         views={"view_ids": np.array(views), "K": np.stack([K] * len(views)), "R": np.stack([c[0] for c in cams]),
-               "t": np.stack([c[1] for c in cams]), "longitude": np.zeros(len(views)), "latitude": np.zeros(len(views))},
+               "t": np.stack([c[1] for c in cams]), "longitude": np.zeros(len(views)),
+               "latitude": np.zeros(len(views))},
         mapping={"M": eye, "S": eye, "faces": hm.faces, "dense_faces": hm.faces},
         hdris=[{"id": "studio", "split": "train"}])
     truth = {}

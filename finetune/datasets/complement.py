@@ -32,7 +32,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from .base import CROP_SCALE, CROP_SIZE, DatasetFormatError, box_crop
@@ -99,7 +98,7 @@ class ComplementShardsDataset(Dataset):
         item = self.reader[index]
         image = np.round(item["image"].numpy().transpose(1, 2, 0) * 255.0).astype(np.uint8)
         K = item["K"].double().numpy()
-        R, t = item["R"].double().numpy(), item["t"].double().numpy()
+        R = item["R"].double().numpy()
         kp3 = item["keypoints_3d"].double().numpy()
         pid = int(item["pose_id"])
         if pid not in self._params:
@@ -131,7 +130,8 @@ class ComplementShardsDataset(Dataset):
 
     @classmethod
     def check(cls, root, limit: int | None = None) -> list:
-        """Shard counts (complete / incomplete / missing) and problems, via the shard manifests."""
+        """Shard counts (complete / incomplete / missing) and problems: every shard's manifest, tar
+        layout and member checksums (reads every byte; `limit` checks the first N poses)."""
         from synth.shards import check_shard
         from synth.tables import load_tables
 
@@ -147,7 +147,7 @@ class ComplementShardsDataset(Dataset):
         samples = 0
         pose_ids = [int(p) for p in tables.poses["pose_ids"]]
         for pid in pose_ids if limit is None else pose_ids[:int(limit)]:
-            c = check_shard(root, pid, config_hash=tables.dataset.get("config_hash"), verify=limit is not None)
+            c = check_shard(root, pid, config_hash=tables.dataset.get("config_hash"), verify=True)
             status[c.status] += 1
             if c.status == "complete":
                 samples += len(c.manifest["samples"])

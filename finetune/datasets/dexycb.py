@@ -152,7 +152,8 @@ def read_intrinsics(root, serial: str) -> np.ndarray:
     if not isinstance(color, dict):
         raise DatasetFormatError(f"{path}: 'color' is not a mapping (expected fx, fy, ppx, ppy)")
     try:
-        fx, fy, ppx, ppy = (float(_need(color, k, path, "color: {fx, fy, ppx, ppy}")) for k in ("fx", "fy", "ppx", "ppy"))
+        fx, fy, ppx, ppy = (float(_need(color, k, path, "color: {fx, fy, ppx, ppy}"))
+                            for k in ("fx", "fy", "ppx", "ppy"))
     except (TypeError, ValueError) as err:
         raise DatasetFormatError(f"{path}: color intrinsics are not numbers: {err}") from err
     return np.array([[fx, 0.0, ppx], [0.0, fy, ppy], [0.0, 0.0, 1.0]])
@@ -220,10 +221,6 @@ def resolve_hand_model(hand_model):
     return HandModel(hand_model)
 
 
-def model_topology(hand_model) -> str:
-    return "mano" if str(getattr(hand_model, "name", "")).upper() == "MANO" else hand_model.template_hash
-
-
 def pca_basis(hand_model) -> tuple:
     """(hands_components (45, 45), hands_mean (45,)) of a right-hand MANO-format model."""
     comps = getattr(hand_model, "hands_components", None)
@@ -270,8 +267,10 @@ class DexYCBDataset(Dataset):
         self.crop_size, self.crop_scale = int(crop_size), float(crop_scale)
         self.hand_model = resolve_hand_model(hand_model)
         if self.hand_model is not None:
+            from .registry import topology_of
+
             self._pca = pca_basis(self.hand_model)
-            self.topology = model_topology(self.hand_model)
+            self.topology = topology_of(self.hand_model)
         else:
             self._pca, self.topology = None, "mano"
         self.serials = [SERIALS[i] for i in serial_ind]
@@ -314,7 +313,8 @@ class DexYCBDataset(Dataset):
 
     def _drop_empty(self, candidates: np.ndarray, index_cache) -> np.ndarray:
         signature = hashlib.sha256(repr((str(self.root.resolve()), self.setup, self.split, self.sequences,
-                                         self.serials, candidates.tolist())).encode()).hexdigest()[:16]
+                                         self.serials)).encode() + candidates.astype(np.int64).tobytes()
+                                   ).hexdigest()[:16]
         if index_cache is not None and Path(index_cache).is_file():
             try:
                 with np.load(index_cache, allow_pickle=False) as z:

@@ -14,10 +14,11 @@ On-disk layout (ROOT = the unpacked HanCo folder; its parts are separate downloa
                                          MANO fit in the world frame (frames with has_fit)
     ROOT/mask_hand/%04d/cam%d/%08d.jpg   hand masks (optional here: read when present, `mask_dir`)
 
-This is what HanCo's own example (`show_dataset.py`) reads: camera points are
-`xyz @ M[:3, :3].T + M[:3, 3]`, pixels `K @ (X / z)`. Keypoints are in
-FreiHAND's order (HanCo's annotation uses FreiHAND's; its MANO outputs are in
-manopth's output order, which is the same). The MANO vector is that of
+This is what the example script of HanCo's repository (lmb-freiburg/HanCo,
+"Iterate HanCo dataset and show how to work with data") reads: camera points
+are `xyz @ M[:3, :3].T + M[:3, 3]`, pixels `K @ (X / z)`. Keypoints are taken
+to be in FreiHAND's order (the example draws them with FreiHAND's skeleton, and
+the MANO fits' joints come out of manopth, whose output order is FreiHAND's). The MANO vector is that of
 manopth's `ManoLayer(use_pca=False, flat_hand_mean=False)` as the example uses
 it: `poses` are axis-angle relative to the model's mean hand pose (like
 FreiHAND), so the flat pose adds `hands_mean` to poses[3:]; world vertices are
@@ -33,7 +34,7 @@ meta.json flags per frame: is_train (recorded in front of the green screen;
 HanCo's training set), is_valid (the MANO fit was validated), has_fit (a MANO
 fit exists), subject_id, object_id (None without an object). split 'train'
 takes is_train frames, 'test' the others, 'all' both; valid_only keeps
-is_valid frames only (what the published evaluation scripts do).
+is_valid frames only (as public conversion scripts for HanCo do).
 
 Multi-view access for SiMA: `frame(sequence, frame_id)` returns the samples
 of all (selected) cameras of one frame, each with the extra keys 'R', 't'
@@ -166,7 +167,8 @@ class HanCoDataset(Dataset):
     def __init__(self, root, split: str = "train", crop_size: int = CROP_SIZE, crop_scale: float = CROP_SCALE,
                  cameras=tuple(range(NUM_CAMERAS)), image_dir: str = "rgb", mask_dir: str | None = "mask_hand",
                  valid_only: bool = False, sequences=None, hand_model=None, multiview: bool = False):
-        from .dexycb import model_topology, resolve_hand_model
+        from .dexycb import resolve_hand_model
+        from .registry import topology_of
 
         self.root = Path(root)
         if not self.root.is_dir():
@@ -183,7 +185,7 @@ class HanCoDataset(Dataset):
         self.crop_size, self.crop_scale = int(crop_size), float(crop_scale)
         self.multiview = bool(multiview)
         self.hand_model = resolve_hand_model(hand_model)
-        self.topology = model_topology(self.hand_model) if self.hand_model is not None else "mano"
+        self.topology = topology_of(self.hand_model) if self.hand_model is not None else "mano"
         self.meta = read_meta(self.root)
         wanted = range(len(self.meta["is_train"])) if sequences is None else [int(s) for s in sequences]
         frames = []

@@ -145,7 +145,8 @@ class MobReconComplementDataset(Dataset):
         return len(self.samples)
 
     def annotation_paths(self, image_path: Path, view: int) -> tuple:
-        """(mesh, mask) of an image: <P>/<image_dir>/<V>/<name> -> <P>/<mesh_dir>/<view>.obj, <P>/<mask_dir>/<view>.png."""
+        """(mesh, mask) of an image: <P>/<image_dir>/<V>/<name> -> <P>/<mesh_dir>/<view>.obj and
+        <P>/<mask_dir>/<view>.png."""
         pose_dir = image_path.parent.parent
         if pose_dir.name != self.dirs[0]:
             raise DatasetFormatError(f"{image_path}: expected <pose>/{self.dirs[0]}/<variant>/<name>.png")

@@ -44,6 +44,11 @@ _BUILTIN = {
     "freihand": "finetune.datasets.freihand:FreiHANDDataset",
     "rhd": "finetune.datasets.rhd:RHDDataset",
     "ho3d": "finetune.datasets.ho3d:HO3DDataset",
+    "stb": "finetune.datasets.stb:STBDataset",
+    "dexycb": "finetune.datasets.dexycb:DexYCBDataset",
+    "hanco": "finetune.datasets.hanco:HanCoDataset",
+    "mobrecon_complement": "finetune.datasets.mobrecon_complement:MobReconComplementDataset",
+    "complement": "finetune.datasets.complement:ComplementShardsDataset",
 }
 _REGISTRY: dict = dict(_BUILTIN)
 

@@ -1,0 +1,319 @@
+"""The 2D-pose pretraining task of seed 001 (section 6, Fig. 14): encoder + heatmap head + MapReg head.
+
+Model (`Pose2DNet`), for an encoder of input size S (EncoderFeatures: maps2d
+is the skip-fused middle-resolution map, (B, C, S/8, S/8)):
+
+- heatmap head: 3x3 conv-BN-ReLU on maps2d, 2x bilinear upsampling, 3x3
+  conv-BN-ReLU, 1x1 conv to 21 channels: heatmaps (B, 21, S/4, S/4), the
+  high-resolution representation of Fig. 4(a);
+- position head, MapReg (section 3.2, Fig. 4(d)): a 1x1 conv reduces the
+  skip-fused small map to one channel per keypoint, (B, 21, S/8, S/8); each
+  channel is flattened ((S/8)^2 = 256 values at S = 128) and a shared MLP
+  (256 -> 128 -> 64 -> 2 with ReLU) regresses the keypoint's 2D position, so
+  every position sees the whole map (global receptive field).
+
+Coordinates. Pixels follow the project convention (the centre of the top-left
+pixel is (0, 0); the image spans [-0.5, S - 0.5]). The position head works in
+normalised coordinates n = (2u + 1) / S - 1, so the image spans [-1, 1]
+(`grid_sample`'s align_corners=False convention); u = ((n + 1) S - 1) / 2.
+Heatmap pixel j covers input pixels around h = (u + 0.5) H / S - 0.5 (H = S/4).
+
+Targets and losses (2D labels only): Gaussian heatmaps of sigma
+`heatmap_sigma` heatmap pixels (peak 1) with a mean-squared error, and an L1
+loss on the normalised positions; total = heatmap_weight x MSE +
+position_weight x L1 (weights 100 and 1 by default: at sigma 1 and H = 32 a
+zero heatmap has an MSE of about 1.5e-3, which the weight brings near the
+position loss so both heads train the shared encoder).
+
+Evaluation: the MapReg positions are the headline 2D prediction (mean pixel
+error, PCK and AUC over 0-30 px); the heatmap peaks (argmax refined by the
+centroid of its 3x3 neighbourhood) are reported beside them as hm_*.
+
+Output of a run (`export`): OUT/encoder.pt (load it with
+pretrain.checkpoint.load_pretrained_encoder), OUT/head.pt (the two heads),
+OUT/pretrain_config.json, OUT/metrics.json, OUT/splits.json.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .trainer import Task, register_task
+
+NUM_JOINTS = 21
+
+# encoders registered here (tests, experiments) are found before pretrain.encoders.REGISTRY
+EXTRA_ENCODERS: dict = {}
+
+
+def register_encoder(name: str, factory) -> None:
+    """Make `factory(input_size=...)` buildable by name for the pretraining task and encoder files."""
+    EXTRA_ENCODERS[name] = factory
+
+
+def encoder_names() -> list:
+    names = set(EXTRA_ENCODERS)
+    try:
+        from .encoders import REGISTRY
+        names |= set(REGISTRY)
+    except ImportError:
+        pass
+    return sorted(names)
+
+
+def build_named_encoder(name: str, input_size: int = 128):
+    if name in EXTRA_ENCODERS:
+        return EXTRA_ENCODERS[name](input_size=input_size)
+    try:
+        from .encoders import build_encoder
+    except ImportError as err:
+        raise ValueError(f"encoder {name!r}: the encoder registry (pretrain.encoders) is not available ({err})") \
+            from None
+    try:
+        return build_encoder(name, input_size=input_size)
+    except KeyError:
+        raise ValueError(f"unknown encoder {name!r}; encoders: {', '.join(encoder_names())}") from None
+
+
+# ---------------------------------------------------------------- coordinates and targets
+
+def px_to_norm(uv: torch.Tensor, size: int) -> torch.Tensor:
+    return (2.0 * uv + 1.0) / size - 1.0
+
+
+def norm_to_px(n: torch.Tensor, size: int) -> torch.Tensor:
+    return ((n + 1.0) * size - 1.0) / 2.0
+
+
+def gaussian_heatmaps(uv: torch.Tensor, size: int, heatmap_size: int, sigma: float) -> torch.Tensor:
+    """(B, K, H, H) Gaussians (peak 1, sigma in heatmap pixels) at input-pixel keypoints uv (B, K, 2)."""
+    h = (uv + 0.5) * (heatmap_size / size) - 0.5
+    grid = torch.arange(heatmap_size, dtype=uv.dtype, device=uv.device)
+    gx = torch.exp(-((grid.view(1, 1, -1) - h[..., 0:1]) ** 2) / (2 * sigma ** 2))  # (B, K, W)
+    gy = torch.exp(-((grid.view(1, 1, -1) - h[..., 1:2]) ** 2) / (2 * sigma ** 2))  # (B, K, H)
+    return gy.unsqueeze(-1) * gx.unsqueeze(-2)
+
+
+def heatmap_peaks(hm: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, K, 2) input-pixel positions of heatmap peaks: argmax refined by its 3x3 centroid."""
+    B, K, H, W = hm.shape
+    flat = hm.reshape(B, K, -1).float()
+    idx = flat.argmax(-1)
+    y, x = (idx // W).float(), (idx % W).float()
+    padded = F.pad(hm.float().clamp(min=0), (1, 1, 1, 1))
+    off = torch.tensor([-1.0, 0.0, 1.0], device=hm.device)
+    bi = torch.arange(B, device=hm.device).view(B, 1, 1, 1)
+    ki = torch.arange(K, device=hm.device).view(1, K, 1, 1)
+    yy = (y.long().view(B, K, 1, 1) + 1 + off.long().view(1, 1, 3, 1))
+    xx = (x.long().view(B, K, 1, 1) + 1 + off.long().view(1, 1, 1, 3))
+    patch = padded[bi, ki, yy, xx]  # (B, K, 3, 3)
+    mass = patch.sum((-1, -2)).clamp(min=1e-12)
+    dy = (patch.sum(-1) * off).sum(-1) / mass
+    dx = (patch.sum(-2) * off).sum(-1) / mass
+    h = torch.stack([x + dx, y + dy], -1)
+    return (h + 0.5) * (size / H) - 0.5
+
+
+# ---------------------------------------------------------------- the model
+
+def _conv_bn_relu(cin, cout, k=3):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class HeatmapHead(nn.Module):
+    def __init__(self, in_channels: int, joints: int = NUM_JOINTS, mid: int = 64):
+        super().__init__()
+        self.block1 = _conv_bn_relu(in_channels, mid)
+        self.block2 = _conv_bn_relu(mid, mid)
+        self.out = nn.Conv2d(mid, joints, 1)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        x = self.block1(maps)
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        return self.out(self.block2(x))
+
+
+class MapRegHead(nn.Module):
+    """Skip-fused small map -> one channel per keypoint -> each flattened -> shared MLP -> 2D (normalised)."""
+
+    def __init__(self, in_channels: int, map_size: int, joints: int = NUM_JOINTS, hidden=(128, 64)):
+        super().__init__()
+        self.map_size = int(map_size)
+        self.reduce = nn.Conv2d(in_channels, joints, 1)
+        layers, d = [], self.map_size ** 2
+        for h in hidden:
+            layers += [nn.Linear(d, int(h)), nn.ReLU(inplace=True)]
+            d = int(h)
+        layers.append(nn.Linear(d, 2))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, maps: torch.Tensor) -> tuple:
+        m = self.reduce(maps)
+        if m.shape[-1] != self.map_size or m.shape[-2] != self.map_size:
+            raise ValueError(f"MapReg expects {self.map_size}x{self.map_size} maps (S/8), got {tuple(m.shape[-2:])}")
+        return self.mlp(m.flatten(2)), m
+
+
+class Pose2DNet(nn.Module):
+    """Encoder + heatmap head + MapReg position head; forward(images in [0, 1]) -> dict."""
+
+    def __init__(self, encoder, joints: int = NUM_JOINTS, hidden=(128, 64), heatmap_mid: int = 64):
+        super().__init__()
+        self.encoder = encoder
+        self.input_size = int(encoder.input_size)
+        c = int(encoder.map_channels)
+        self.heatmap_head = HeatmapHead(c, joints, heatmap_mid)
+        self.position_head = MapRegHead(c, self.input_size // 8, joints, hidden)
+
+    def forward(self, images: torch.Tensor) -> dict:
+        feats = self.encoder(images)
+        positions, maps = self.position_head(feats.maps2d)
+        return {"heatmaps": self.heatmap_head(feats.maps2d), "positions": positions, "maps": maps}
+
+    @staticmethod
+    def positions_px(pred: dict, size: int) -> torch.Tensor:
+        return norm_to_px(pred["positions"].float(), size)
+
+    @staticmethod
+    def heatmap_px(pred: dict, size: int) -> torch.Tensor:
+        return heatmap_peaks(pred["heatmaps"], size)
+
+    def heads_state_dict(self) -> dict:
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+
+
+# ---------------------------------------------------------------- the task
+
+DEFAULTS = {
+    "data": None,               # dataset folder(s) of rendered shards
+    "eval_data": [],            # extra folders of held-out-HDRI evaluation shards
+    "encoder": "densestack",
+    "input_size": 128,
+    "heldout_poses": 0.1,       # fraction of the poses (or a list of pose ids) kept for evaluation
+    "split_seed": 0,
+    "crop_scale": 1.5,
+    "augment": True,            # true, false, or a dict of pretrain.data2d.Augment2D fields
+    "heatmap_sigma": 1.0,       # heatmap pixels (S/4 resolution)
+    "heatmap_weight": 100.0,
+    "position_weight": 1.0,
+    "hidden": [128, 64],        # MapReg MLP hidden sizes
+}
+
+
+@register_task("pose2d")
+class Pose2DTask(Task):
+    """2D pose pretraining on complement shards (task_options: see DEFAULTS)."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        unknown = sorted(set(self.options) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(f"pose2d: unknown option(s) {unknown}; options: {sorted(DEFAULTS)}")
+        self.options = {**DEFAULTS, **self.options}
+        if not self.options["data"]:
+            raise ValueError("pose2d: no training data (task_options['data'], the folder of rendered shards)")
+        if int(self.options["input_size"]) % 32:
+            raise ValueError(f"pose2d: input_size must be a multiple of 32, got {self.options['input_size']}")
+        self._splits = None
+
+    @property
+    def splits(self):
+        if self._splits is None:
+            from .data2d import Augment2D, load_splits
+
+            o = self.options
+            self._splits = load_splits(o["data"], o["eval_data"], o["heldout_poses"], int(o["split_seed"]),
+                                       int(o["input_size"]), float(o["crop_scale"]),
+                                       Augment2D.from_value(o["augment"]), int(self.config.seed))
+        return self._splits
+
+    def build_model(self) -> Pose2DNet:
+        enc = build_named_encoder(self.options["encoder"], int(self.options["input_size"]))
+        return Pose2DNet(enc, hidden=tuple(self.options["hidden"]))
+
+    def train_dataset(self):
+        return self.splits.train
+
+    def eval_datasets(self) -> dict:
+        return self.splits.evals
+
+    def collate(self, samples):
+        return torch.utils.data.default_collate(samples)
+
+    def loss(self, model, batch) -> tuple:
+        images, uv = batch["image"], batch["keypoints_2d"]
+        S = images.shape[-1]
+        pred = model(images)
+        hm = pred["heatmaps"].float()
+        target = gaussian_heatmaps(uv.float(), S, hm.shape[-1], float(self.options["heatmap_sigma"]))
+        l_hm = F.mse_loss(hm, target)
+        l_pos = F.l1_loss(pred["positions"].float(), px_to_norm(uv.float(), S))
+        loss = float(self.options["heatmap_weight"]) * l_hm + float(self.options["position_weight"]) * l_pos
+        with torch.no_grad():
+            epe = (norm_to_px(pred["positions"].float(), S) - uv).norm(dim=-1).mean()
+        return loss, {"heatmap": l_hm.detach(), "position": l_pos.detach(), "epe_px": epe}
+
+    def evaluate(self, model, loaders: dict, device, final: bool = False) -> dict:
+        from .evaluate2d import evaluate_split
+
+        out = {}
+        for name, loader in loaders.items():
+            m = evaluate_split(model, loader, device)
+            out[name] = m if final else {k: v for k, v in m.items() if not isinstance(v, list)}
+        return out
+
+    def export(self, model, out: Path, metrics: dict, trainer) -> dict:
+        from .checkpoint import atomic_save, save_encoder
+
+        o = self.options
+        out = Path(out)
+        summary = {split: {k: v for k, v in m.items() if not isinstance(v, list)} for split, m in metrics.items()}
+        files = {"encoder": save_encoder(out / "encoder.pt", model.encoder, o["encoder"], int(o["input_size"]),
+                                         task="pose2d", step=int(trainer.step), metrics=json.loads(json.dumps(summary)))}
+        files["head"] = atomic_save({"format": "hands-pose2d-head/1", "encoder": o["encoder"],
+                                     "input_size": int(o["input_size"]), "hidden": list(o["hidden"]),
+                                     "state_dict": {k: v.detach().cpu() for k, v in model.heads_state_dict().items()}},
+                                    out / "head.pt")
+        cfg = trainer.config.to_dict()
+        (out / "pretrain_config.json").write_text(json.dumps(
+            {**cfg, "task_options": {**o, "data": [str(d) for d in _as_list(o["data"])],
+                                     "eval_data": [str(d) for d in _as_list(o["eval_data"])]},
+             "milestones_resolved": trainer.milestones, "steps_per_epoch": trainer.steps_per_epoch,
+             "total_steps": trainer.total_steps}, indent=1, default=str))
+        files["config"] = out / "pretrain_config.json"
+        (out / "splits.json").write_text(json.dumps(self.splits.info, indent=1))
+        files["splits"] = out / "splits.json"
+        (out / "metrics.json").write_text(json.dumps({"step": trainer.step, "splits": metrics,
+                                                      "history": trainer.history}, indent=1))
+        files["metrics"] = out / "metrics.json"
+        return files
+
+    def describe_batch(self, batch, indices) -> list:
+        keys = batch.get("key") if isinstance(batch, dict) else None
+        return list(keys) if keys else super().describe_batch(batch, indices)
+
+
+def _as_list(x) -> list:
+    if x is None:
+        return []
+    return [x] if isinstance(x, (str, Path)) else list(x)
+
+
+def load_pose2d_model(run_dir, map_location="cpu") -> Pose2DNet:
+    """The full pretraining model (encoder.pt + head.pt) of a finished run, in eval mode."""
+    from .checkpoint import load_pretrained_encoder, safe_load
+
+    run_dir = Path(run_dir)
+    enc = load_pretrained_encoder(run_dir / "encoder.pt")
+    head = safe_load(run_dir / "head.pt", "pretraining head file")
+    net = Pose2DNet(enc, hidden=tuple(head.get("hidden", (128, 64))))
+    missing = net.load_state_dict(head["state_dict"], strict=False)
+    bad = [k for k in missing.missing_keys if not k.startswith("encoder.")] + list(missing.unexpected_keys)
+    if bad:
+        raise ValueError(f"{run_dir / 'head.pt'}: weights do not fit the pretraining heads ({bad[:5]})")
+    return net.to(map_location).eval()

@@ -1,0 +1,574 @@
+"""The one trainer of the project: pretraining here, every fine-tuning model later.
+
+    config (TrainConfig) -> task from TASKS (model, data, losses, metrics, export)
+    -> optimiser and step schedule -> loop -> checkpoints, scalars, curves, export
+
+A *task* (a `Task` subclass registered with `@register_task(name)`) is what a
+model family brings: `build_model`, `train_dataset`, `eval_datasets`, `loss`,
+`evaluate` and `export`. The trainer does the rest:
+
+- **data order**: `EpochBatchSampler` draws the permutation of epoch e from
+  `default_rng([seed, e])` and cuts it into global batches of `batch_size`
+  (the last, short one dropped); with W processes rank r takes every W-th item
+  of each global batch. The order is a function of (seed, epoch) only, so a
+  resumed run sees the same batches; datasets with `set_epoch` get it before
+  every epoch (for per-sample augmentation seeds). DataLoader workers get a
+  private generator, so they never consume the global torch RNG.
+- **schedule**: the learning rate is a function of the step: `lr * gamma^k`
+  with k the number of milestones (epochs) already reached. The default
+  milestones are the paper's schedule scaled to the run: epochs x (1/4, 1/2,
+  3/4), i.e. 20, 40, 60 of 80 epochs.
+- **checkpoints** every `checkpoint_every` steps and at the end (model,
+  optimiser, step, RNG states of every rank, the running scalar sums);
+  `fit(resume=...)` continues from one to the same weights an uninterrupted
+  run reaches (tests/test_trainer.py checks equality).
+- **NaN/inf guard**: a non-finite loss or gradient stops the run with
+  `NonFiniteError` naming the step, the epoch, the batch index and the samples
+  (and saves the batch to OUT/nonfinite_batch.pt).
+- **scalars**: OUT/scalars.csv (train/* every `log_every` steps, eval/<split>/*
+  at every evaluation) and OUT/curves.png; a tqdm bar on rank 0.
+- **devices**: CUDA when present (mixed precision with `amp`, `torch.compile`
+  with `compile`, both 'auto' = on with CUDA); plain float32 on CPU.
+- **several processes** (pretrain/distributed.py starts them): when
+  torch.distributed is initialised the model is wrapped in DDP, each rank
+  loads its share of every global batch, rank 0 evaluates, logs and writes
+  checkpoints, and buffers (BatchNorm statistics) are broadcast from rank 0
+  before evaluation, checkpoints and the end, so every rank holds the same state.
+
+Steps count from 1: "step N" is the N-th optimiser step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from . import checkpoint as ckpt
+from .curves import ScalarLog, plot_curves
+
+TASKS: dict = {}
+
+# config keys a resumed run may change; every other key must match the checkpoint's
+RESUMABLE = {"epochs", "max_steps", "eval_every", "checkpoint_every", "keep_checkpoints", "log_every",
+             "num_workers", "progress", "out", "device", "compile", "eval_samples"}
+
+
+class NonFiniteError(RuntimeError):
+    """A loss or gradient became NaN or infinite; the message names the step and the batch."""
+
+
+def register_task(name: str):
+    def deco(cls):
+        TASKS[name] = cls
+        cls.name = name
+        return cls
+    return deco
+
+
+def default_num_workers() -> int:
+    """DataLoader worker processes per training process: the CPUs this process may use, at most 4."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(4, n))
+
+
+@dataclass
+class TrainConfig:
+    task: str = "pose2d"
+    out: str = "runs/pretrain"
+    epochs: int = 80
+    batch_size: int = 128            # global: split over the processes of a distributed run
+    lr: float = 1e-3
+    optimizer: str = "adam"          # adam | adamw | sgd
+    weight_decay: float = 0.0
+    milestones: list | None = None   # epochs where lr *= gamma; None: epochs x (1/4, 1/2, 3/4)
+    gamma: float = 0.1
+    seed: int = 0
+    max_steps: int = 0               # stop after this many steps in all (0: epochs x steps per epoch)
+    eval_every: int = 0              # steps between evaluations; 0: at the end of every epoch; <0: only at the end
+    eval_samples: int = 1024         # per split in periodic evaluations (the final one uses all)
+    checkpoint_every: int = 500      # steps between checkpoints (one is also written at the end)
+    keep_checkpoints: int = 3
+    log_every: int = 10              # steps between train/* rows of scalars.csv
+    num_workers: int = -1            # DataLoader workers; -1: default_num_workers()
+    grad_clip: float = 0.0           # max gradient norm (0: off)
+    device: str = "auto"             # auto | cpu | cuda
+    amp: str = "auto"                # auto (on with CUDA) | on | off
+    compile: str = "auto"            # auto (on with CUDA) | on | off
+    progress: bool = True
+    task_options: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown training setting(s) {unknown}; settings: {sorted(known)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def resolved_milestones(self) -> list:
+        if self.milestones is None:
+            return [round(self.epochs * f) for f in (0.25, 0.5, 0.75)]
+        return [int(m) for m in self.milestones]
+
+    def check(self, require_task: bool = True) -> None:
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            raise ValueError(f"optimizer must be adam, adamw or sgd, got {self.optimizer!r}")
+        for name in ("amp", "compile"):
+            if getattr(self, name) not in ("auto", "on", "off"):
+                raise ValueError(f"{name} must be auto, on or off, got {getattr(self, name)!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if require_task and self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; tasks: {', '.join(sorted(TASKS)) or 'none registered'}")
+
+
+class Task:
+    """What a model family gives the trainer. Subclass, register with @register_task(name)."""
+
+    name = "task"
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.options = dict(config.task_options)
+
+    def build_model(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def train_dataset(self) -> Dataset:
+        raise NotImplementedError
+
+    def eval_datasets(self) -> dict:
+        """{split name: dataset}; may be empty."""
+        return {}
+
+    def collate(self, samples: list):
+        return torch.utils.data.default_collate(samples)
+
+    def loss(self, model, batch) -> tuple:
+        """(loss tensor, {name: scalar tensor}) of one batch already on the device."""
+        raise NotImplementedError
+
+    def evaluate(self, model, loaders: dict, device, final: bool = False) -> dict:
+        """{split: {metric: float or list}}; float entries are logged as eval/<split>/<metric>."""
+        return {}
+
+    def export(self, model, out: Path, metrics: dict, trainer) -> dict:
+        """Write the task's outputs (weights, config, metrics); returns {name: path}."""
+        return {}
+
+    def describe_batch(self, batch, indices) -> list:
+        """Names of the samples of a batch, for error messages."""
+        keys = batch.get("key") if isinstance(batch, dict) else None
+        return list(keys) if isinstance(keys, (list, tuple)) else [f"index {i}" for i in indices]
+
+
+def build_task(config: TrainConfig) -> Task:
+    if config.task not in TASKS:
+        _import_known_tasks()
+    config.check()
+    return TASKS[config.task](config)
+
+
+def _import_known_tasks() -> None:
+    from . import task2d  # noqa: F401 - registers 'pose2d'
+
+
+class EpochBatchSampler(Sampler):
+    """Global batches of a seeded per-epoch permutation; rank r of W takes batch[r::W].
+
+    `set_epoch(epoch, start=k)` skips the first k batches (resuming mid-epoch).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world: int = 1,
+                 shuffle: bool = True):
+        if n < 1:
+            raise ValueError("the training set is empty")
+        self.n, self.seed, self.rank, self.world, self.shuffle = int(n), int(seed), int(rank), int(world), shuffle
+        self.batch_size = min(int(batch_size), self.n)
+        if self.batch_size < self.world or self.batch_size % self.world:
+            raise ValueError(f"batch size {self.batch_size} does not split over {self.world} processes "
+                             f"(it must be a multiple of the process count)")
+        self.epoch, self.start = 0, 0
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch - self.start
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n // self.batch_size
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = int(epoch), int(start)
+
+    def global_batches(self, epoch: int) -> list:
+        order = np.random.default_rng([self.seed, int(epoch)]).permutation(self.n) if self.shuffle \
+            else np.arange(self.n)
+        b = self.batch_size
+        return [order[i * b:(i + 1) * b] for i in range(self.steps_per_epoch)]
+
+    def __iter__(self):
+        for batch in self.global_batches(self.epoch)[self.start:]:
+            yield batch[self.rank::self.world].tolist()
+
+
+def _to_device(batch, device):
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def _subset(dataset, limit: int):
+    if limit and len(dataset) > limit:
+        idx = np.linspace(0, len(dataset) - 1, limit).round().astype(int)
+        return torch.utils.data.Subset(dataset, sorted(set(idx.tolist())))
+    return dataset
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    step: int
+    epoch: int
+    metrics: dict
+    files: dict
+    seconds: float
+
+
+class Trainer:
+    """Trainer(config, task=None).fit(resume=None) -> TrainResult."""
+
+    def __init__(self, config: TrainConfig | dict, task: Task | None = None):
+        if isinstance(config, dict):
+            config = TrainConfig.from_dict(config)
+        self.config = config
+        if task is None:
+            task = build_task(config)
+        else:
+            config.check(require_task=False)
+        self.task = task
+        self.out = Path(config.out)
+        dist = torch.distributed
+        self.distributed = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        self.device = self._pick_device()
+        cuda = self.device.type == "cuda"
+        self.amp = config.amp == "on" or (config.amp == "auto" and cuda)
+        if self.amp and not cuda:
+            warnings.warn("amp=on needs CUDA; training in float32 on the CPU", stacklevel=2)
+            self.amp = False
+        self.amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
+        use_compile = config.compile == "on" or (config.compile == "auto" and cuda)
+
+        torch.manual_seed(config.seed)  # the same initial weights on every rank and every fresh run
+        np.random.seed(config.seed % 2**32)
+        self.model = self.task.build_model().to(self.device)
+        self.train_set = self.task.train_dataset()
+        self.eval_sets = self.task.eval_datasets()
+        self.sampler = EpochBatchSampler(len(self.train_set), config.batch_size, config.seed, self.rank, self.world)
+        if self.sampler.batch_size < config.batch_size and self.rank == 0:
+            warnings.warn(f"the training set has {len(self.train_set)} samples, fewer than batch_size "
+                          f"{config.batch_size}: using batches of {self.sampler.batch_size}", stacklevel=2)
+        self.steps_per_epoch = self.sampler.steps_per_epoch
+        self.total_steps = config.epochs * self.steps_per_epoch
+        if config.max_steps:
+            self.total_steps = min(self.total_steps, int(config.max_steps))
+        self.milestones = config.resolved_milestones()
+
+        self.train_model = self.model
+        if self.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.train_model = DDP(self.model, device_ids=[self.device.index] if cuda else None)
+        if use_compile:
+            self.train_model = torch.compile(self.train_model)
+        self.optimizer = self._make_optimizer()
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp and self.amp_dtype == torch.float16 else None
+        self.step = 0
+        self.log_acc: dict = {}
+        self.history: list = []   # evaluation summaries {step, epoch, metrics}
+        self.scalars = ScalarLog(self.out / "scalars.csv")
+        self.num_workers = default_num_workers() if config.num_workers < 0 else int(config.num_workers)
+
+    # -- setup
+    def _pick_device(self) -> torch.device:
+        want = self.config.device
+        if want == "cpu" or (want == "auto" and not torch.cuda.is_available()):
+            return torch.device("cpu")
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {want!r} asked for, but CUDA is not available")
+        if want.startswith("cuda:"):
+            return torch.device(want)
+        local = int(os.environ.get("LOCAL_RANK", self.rank % max(1, torch.cuda.device_count())))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+
+    def _make_optimizer(self):
+        c = self.config
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if c.optimizer == "adam":
+            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        if c.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay)
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of the step after `step` completed ones."""
+        epoch = step // self.steps_per_epoch
+        return self.config.lr * self.config.gamma ** sum(epoch >= m for m in self.milestones)
+
+    # -- data
+    def _train_loader(self, epoch: int, start: int) -> DataLoader:
+        self.sampler.set_epoch(epoch, start)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+        return DataLoader(self.train_set, batch_sampler=self.sampler, num_workers=self.num_workers,
+                          collate_fn=self.task.collate, pin_memory=self.device.type == "cuda",
+                          generator=torch.Generator().manual_seed(self.config.seed + epoch),
+                          persistent_workers=False)
+
+    def eval_loaders(self, final: bool) -> dict:
+        limit = 0 if final else self.config.eval_samples
+        bs = max(1, min(self.config.batch_size, 64))
+        return {name: DataLoader(_subset(ds, limit), batch_size=bs, shuffle=False, num_workers=self.num_workers,
+                                 collate_fn=self.task.collate)
+                for name, ds in self.eval_sets.items()}
+
+    # -- state
+    def state(self) -> dict:
+        return {"config": self.config.to_dict(), "step": self.step, "epoch": self.step // self.steps_per_epoch,
+                "steps_per_epoch": self.steps_per_epoch, "train_size": len(self.train_set),
+                "world": self.world, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "rng": self._gather_rng(), "log_acc": {k: list(v) for k, v in self.log_acc.items()},
+                "history": json.loads(json.dumps(self.history))}
+
+    def _gather_rng(self) -> list:
+        mine = ckpt.rng_state()
+        if not self.distributed:
+            return [mine]
+        states = [None] * self.world
+        torch.distributed.all_gather_object(states, mine)
+        return states
+
+    def save_checkpoint(self) -> Path | None:
+        self._sync_buffers()
+        state = self.state()  # every rank takes part in gathering the RNG states
+        if self.rank != 0:
+            return None
+        return ckpt.save_checkpoint(self.out, state, keep=self.config.keep_checkpoints)
+
+    def load_state(self, data: dict, source="checkpoint") -> None:
+        saved = TrainConfig.from_dict(data["config"])
+        mine, theirs = self.config.to_dict(), saved.to_dict()
+        differ = sorted(k for k in mine if k not in RESUMABLE and mine[k] != theirs.get(k))
+        if differ:
+            raise ValueError(f"{source}: cannot resume with a different {', '.join(differ)} "
+                             f"({'; '.join(f'{k}: checkpoint {theirs.get(k)!r}, now {mine[k]!r}' for k in differ)})")
+        if data.get("train_size", len(self.train_set)) != len(self.train_set):
+            raise ValueError(f"{source}: the training set had {data['train_size']} samples, now "
+                             f"{len(self.train_set)}; resuming would change the data order")
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        if self.scaler is not None and data.get("scaler"):
+            self.scaler.load_state_dict(data["scaler"])
+        self.step = int(data["step"])
+        self.log_acc = {k: list(v) for k, v in data.get("log_acc", {}).items()}
+        self.history = list(data.get("history", []))
+        rngs = data["rng"]
+        ckpt.set_rng_state(rngs[self.rank] if len(rngs) == self.world else rngs[0])
+
+    def resume(self, where) -> Path:
+        """Load the checkpoint at `where` (file or run folder); rank 0 reads, the others receive it."""
+        path = ckpt.find_checkpoint(where) if self.rank == 0 else None
+        data = ckpt.load_checkpoint(path) if self.rank == 0 else None
+        if self.distributed:
+            box = [data, str(path)]
+            torch.distributed.broadcast_object_list(box, src=0)
+            data, path = box[0], Path(box[1])
+        self.load_state(data, source=str(path))
+        if self.rank == 0:
+            self.scalars.truncate_after(self.step)
+        return Path(path)
+
+    def _sync_buffers(self) -> None:
+        if self.distributed:
+            for b in self.model.buffers():
+                torch.distributed.broadcast(b, src=0)
+
+    # -- the loop
+    def fit(self, resume=None) -> TrainResult:
+        t0 = time.time()
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
+        if resume is not None:
+            path = self.resume(resume)
+            if self.rank == 0 and self.config.progress:
+                print(f"resumed from {path} at step {self.step} of {self.total_steps}")
+        elif self.rank == 0 and (self.out / "scalars.csv").exists():
+            self.scalars.truncate_after(0)
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.total_steps, initial=self.step, unit="step", desc=f"train {self.task.name}",
+                   disable=not self.config.progress or self.rank != 0, dynamic_ncols=True)
+        c = self.config
+        try:
+            while self.step < self.total_steps:
+                epoch, start = divmod(self.step, self.steps_per_epoch)
+                self.model.train()
+                for i, batch in enumerate(self._train_loader(epoch, start)):
+                    index = start + i
+                    terms = self._train_step(batch, epoch, index)
+                    self.step += 1
+                    for k, v in terms.items():
+                        s = self.log_acc.setdefault(k, [0.0, 0])
+                        s[0] += v
+                        s[1] += 1
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{terms['loss']:.4g}", lr=f"{self.lr_at(self.step - 1):.1e}")
+                    last = self.step >= self.total_steps
+                    if self.step % c.log_every == 0 or last:
+                        self._log_train(epoch)
+                    end_of_epoch = self.step % self.steps_per_epoch == 0
+                    due = (c.eval_every > 0 and self.step % c.eval_every == 0) or (c.eval_every == 0 and end_of_epoch)
+                    if due and not last and self.eval_sets:
+                        self.evaluate(final=False)
+                    if c.checkpoint_every > 0 and self.step % c.checkpoint_every == 0 and not last:
+                        self.save_checkpoint()
+                    if last:
+                        break
+        finally:
+            bar.close()
+        metrics = self.evaluate(final=True) if self.eval_sets else {}
+        self.save_checkpoint()
+        files = {}
+        if self.rank == 0:
+            files = self.task.export(self.model, self.out, metrics, self) or {}
+            files["curves"] = plot_curves(self.out / "scalars.csv", self.out / "curves.png") \
+                if (self.out / "scalars.csv").exists() else None
+            files["checkpoint"] = ckpt.checkpoint_dir(self.out) / ckpt.LAST
+        return TrainResult(self.out, self.step, self.step // self.steps_per_epoch, metrics, files, time.time() - t0)
+
+    def _train_step(self, batch, epoch: int, index: int) -> dict:
+        c = self.config
+        lr = self.lr_at(self.step)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        batch = _to_device(batch, self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+            loss, terms = self.task.loss(self.train_model, batch)
+        finite = bool(torch.isfinite(loss.detach()).item())
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if c.grad_clip > 0:
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
+        else:
+            grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.detach().float().norm() for p in params])) \
+                if params else torch.zeros(())
+        grad_ok = self.scaler is not None or bool(torch.isfinite(grad_norm).item())  # the scaler skips inf steps
+        bad = torch.tensor([0.0 if finite and grad_ok else 1.0], device=self.device)
+        if self.distributed:
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+        if bad.item() > 0:
+            self._non_finite(batch, epoch, index, loss, terms, grad_norm, finite, grad_ok)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        out = {"loss": float(loss.detach())}
+        out.update({k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in terms.items()})
+        out["lr"] = lr
+        out["grad_norm"] = float(grad_norm)
+        return out
+
+    def _non_finite(self, batch, epoch, index, loss, terms, grad_norm, finite, grad_ok):
+        step = self.step + 1
+        indices = self.sampler.global_batches(epoch)[index][self.rank::self.world].tolist()
+        names = self.task.describe_batch(batch, indices)
+        what = []
+        if not finite:
+            what.append(f"loss {float(loss.detach())}")
+            what += [f"{k} {float(v.detach()) if isinstance(v, torch.Tensor) else v}" for k, v in terms.items()]
+        elif not grad_ok:
+            what.append(f"gradient norm {float(grad_norm)}")
+        else:
+            what.append("another process's loss or gradient")
+        saved = ""
+        if self.rank == 0 or not finite or not grad_ok:
+            path = self.out / (f"nonfinite_batch_rank{self.rank}.pt" if self.world > 1 else "nonfinite_batch.pt")
+            try:
+                cpu = _to_device(batch, "cpu")
+                ckpt.atomic_save({"step": step, "epoch": epoch, "batch_index": index, "indices": indices,
+                                  "names": [str(n) for n in names],
+                                  "batch": {k: v for k, v in cpu.items() if isinstance(v, torch.Tensor)}
+                                  if isinstance(cpu, dict) else cpu}, path)
+                saved = f"; the batch is saved in {path}"
+            except Exception:  # noqa: BLE001 - the error below matters more than the dump
+                pass
+        shown = ", ".join(map(str, names[:8])) + (f" ... ({len(names)} samples)" if len(names) > 8 else "")
+        raise NonFiniteError(f"non-finite value at step {step} (epoch {epoch}, batch {index} of "
+                             f"{self.steps_per_epoch}, rank {self.rank}): {', '.join(what)}; "
+                             f"samples: {shown}{saved}")
+
+    def _log_train(self, epoch: int) -> None:
+        if self.rank == 0 and self.log_acc:
+            self.scalars.add(self.step, epoch, {f"train/{k}": s / max(n, 1) for k, (s, n) in self.log_acc.items()})
+        self.log_acc = {}
+
+    def evaluate(self, final: bool = False) -> dict:
+        """Task metrics on the evaluation splits (rank 0; the others wait)."""
+        self._sync_buffers()
+        metrics = {}
+        if self.rank == 0:
+            was = self.model.training
+            self.model.eval()
+            with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+                metrics = self.task.evaluate(self.model, self.eval_loaders(final), self.device, final=final)
+            self.model.train(was)
+            flat = {f"eval/{split}/{k}": v for split, m in metrics.items() for k, v in m.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+            epoch = max(0, self.step - 1) // self.steps_per_epoch
+            self.scalars.add(self.step, epoch, flat)
+            self.history.append({"step": self.step, "final": final,
+                                 "metrics": {k: round(float(v), 6) for k, v in flat.items()}})
+            if (self.out / "scalars.csv").exists():
+                plot_curves(self.out / "scalars.csv", self.out / "curves.png")
+        if self.distributed:
+            torch.distributed.barrier()
+        return metrics
+
+
+def train(config: TrainConfig | dict, resume=None, task: Task | None = None) -> TrainResult:
+    """Build a Trainer for `config` and run it (resume: a checkpoint file or run folder)."""
+    return Trainer(config, task=task).fit(resume=resume)
