@@ -46,6 +46,17 @@ class Complexity:
     def row(self) -> str:
         return f"{human(self.params)} params, {human(self.macs)} Mult-Adds"
 
+    def without(self, names) -> "Complexity":
+        """The counts without the named top-level modules (e.g. Table 1's scope of a stacked
+        encoder: `c.without(encoder.table1_exclude)`)."""
+        names = tuple(names)
+        missing = [n for n in names if n not in self.by_module]
+        if missing:
+            raise KeyError(f"no top-level module {missing} among {sorted(self.by_module)}")
+        params = self.params - sum(self.by_module[n][0] for n in names)
+        macs = self.macs - sum(self.by_module[n][1] for n in names)
+        return Complexity(params, macs, {k: v for k, v in self.by_module.items() if k not in names})
+
 
 def human(n: float) -> str:
     """6_612_345 -> '6.61M'."""

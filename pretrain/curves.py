@@ -130,7 +130,8 @@ def line_chart(series: dict, title: str = "", xlabel: str = "", ylabel: str = ""
     if x1 == x0:
         x0, x1 = x0 - 0.5, x1 + 0.5
     if y1 == y0:
-        y0, y1 = y0 - 0.5, y1 + 0.5
+        half = max(abs(y0) * 0.1, 1e-12) if not log_y else 0.5
+        y0, y1 = y0 - half, y1 + half
     pad = 0.05 * (y1 - y0) if y_range is None else 0.0
     y0, y1 = y0 - pad, y1 + pad
 
@@ -186,7 +187,7 @@ def plot_curves(scalars, path, tags=None, columns: int = 3, panel=(420, 280)) ->
         panels.setdefault(key, {})[label] = xy
     charts = []
     for key, series in panels.items():
-        log_y = "loss" in key or "heatmap" in key or "position" in key
+        log_y = any(w in key.split(" ")[-1] for w in ("loss", "heatmap", "position", "lr"))
         charts.append(line_chart(series, title=key + (" (log)" if log_y else ""), xlabel="step", size=panel,
                                  log_y=log_y))
     if not charts:

@@ -209,6 +209,9 @@ DEFAULTS = {
 class Pose2DTask(Task):
     """2D pose pretraining on complement shards (task_options: see DEFAULTS)."""
 
+    # the heads read maps2d only: an encoder's latent-only layers get no gradient here
+    find_unused_parameters = True
+
     def __init__(self, config):
         super().__init__(config)
         unknown = sorted(set(self.options) - set(DEFAULTS))

@@ -62,6 +62,10 @@ RESUMABLE = {"epochs", "max_steps", "eval_every", "checkpoint_every", "keep_chec
              "num_workers", "progress", "out", "device", "compile", "eval_samples"}
 
 
+# evaluation entries that are counts, not curves worth a panel
+NOT_LOGGED = {"samples"}
+
+
 class NonFiniteError(RuntimeError):
     """A loss or gradient became NaN or infinite; the message names the step and the batch."""
 
@@ -146,6 +150,8 @@ class Task:
     """What a model family gives the trainer. Subclass, register with @register_task(name)."""
 
     name = "task"
+    # DDP: True when some parameters may get no gradient in a step (e.g. encoder outputs a head ignores)
+    find_unused_parameters = False
 
     def __init__(self, config: TrainConfig):
         self.config = config
@@ -303,7 +309,8 @@ class Trainer:
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            self.train_model = DDP(self.model, device_ids=[self.device.index] if cuda else None)
+            self.train_model = DDP(self.model, device_ids=[self.device.index] if cuda else None,
+                                   find_unused_parameters=bool(self.task.find_unused_parameters))
         if use_compile:
             self.train_model = torch.compile(self.train_model)
         self.optimizer = self._make_optimizer()
@@ -557,7 +564,8 @@ class Trainer:
                 metrics = self.task.evaluate(self.model, self.eval_loaders(final), self.device, final=final)
             self.model.train(was)
             flat = {f"eval/{split}/{k}": v for split, m in metrics.items() for k, v in m.items()
-                    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+                    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    and k not in NOT_LOGGED}
             epoch = max(0, self.step - 1) // self.steps_per_epoch
             self.scalars.add(self.step, epoch, flat)
             self.history.append({"step": self.step, "final": final,

@@ -86,7 +86,11 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys):
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert [s["stage"] for s in summary["stages"]] == [s for s, _ in parse_stages(
         "demo", load_pipelines()["demo"], STAGES)]
-    assert (tmp_path / "demo" / "report.html").read_text().count("<img") == 2
+    report = (tmp_path / "demo" / "report.html").read_text()
+    pictures = [p for s in summary["stages"] for p in s["pictures"]]
+    assert report.count("<img") == len(pictures) >= 3
+    for name in ("hand.png", "rig_views.png", "renders.png"):
+        assert name in pictures and (tmp_path / "demo" / name).is_file()
     sheet = Image.open(tmp_path / "demo" / "hand.png")
     assert sheet.size == (4 * 256, 3 * 256)
     # the pictures show a hand, not an empty canvas: skin-coloured pixels in every tile

@@ -11,6 +11,13 @@ by default; the size is a constructor setting) and returns EncoderFeatures:
 
 Encoders are built by name through `REGISTRY` (pretrain/encoders/__init__.py):
 `build_encoder(name, input_size=128)`.
+
+Every registered encoder returns exactly five skips, skips[i - 1] at S/2^i for i = 1..5
+(S/2, S/4, S/8, S/16, S/32), with `skip_channels` their widths; `latent_channels` and
+`map_channels` give the widths of latent and maps2d. Stacked encoders may name, in the class
+attribute `table1_exclude`, the top-level modules MobRecon's Table 1 does not count (the
+second stack's decoder that makes maps2d); `pretrain.complexity` and `hands model-stats`
+use it.
 """
 from __future__ import annotations
 

@@ -13,8 +13,12 @@ EncoderFeatures of a plain ResNet:
 
 ResNet18-Stack (Table 1 of MobRecon: "a stacked network with ResNet18", 25.2M parameters,
 2391.3M Mult-Adds at 128x128) is the two-stage stack of CMR (Chen et al. CVPR 2021), the
-baseline MobRecon's Table 1 is built on, with two ResNet-18s; see `TwoStageStack`. With
-Table 1's scope (everything but `map_decoder`) it has 25.02M parameters and 2389.2M Mult-Adds.
+baseline MobRecon's Table 1 is built on ("we only change the 2D encoding network"), with two
+ResNet-18s; see `TwoStageStack`. Its stage 2 takes CMR-PG's input, the stem features and the
+21 stage-1 heatmaps (85 channels; CMR-SG/G add 10 or 15 summed "relation" maps, which would
+add 114M / 173M Mult-Adds). With Table 1's scope (everything but `map_decoder`) it has
+25.02M parameters and 2389.2M Mult-Adds at 128x128 (paper 25.2M / 2391.3M); its
+`map_decoder` (CMR's decoder stopped at S/8) adds 2.21M / 226.5M.
 """
 from __future__ import annotations
 
@@ -143,7 +147,7 @@ def resnet50(input_size: int = 128) -> ResNetEncoder:
 
 
 # ---------------------------------------------------------------------------------------------
-# the two-stage stack of CMR, shared by ResNet18-Stack and MobileNet-Stack
+# the two-stage stack of CMR (ResNet18-Stack)
 
 
 def conv_block(c_in: int, c_out: int, kernel: int = 3, act: bool = True) -> nn.Sequential:

@@ -1,0 +1,133 @@
+"""`hands pretrain`: 2D-pose pretraining of a stacked encoder on rendered complement shards."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _heldout(text: str):
+    """'0.1' -> a fraction of the poses; '3,17,700' -> those pose ids."""
+    text = str(text).strip()
+    try:
+        if "," in text or (text.isdigit() and int(text) >= 1):
+            return [int(t) for t in text.split(",") if t.strip()]
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--heldout-poses: '{text}' is neither a fraction nor a comma list of pose ids") from None
+
+
+def _ints(text: str, what: str) -> list:
+    text = str(text).strip()
+    if text in ("", "none"):
+        return []
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"--{what}: '{text}' is not a comma list of integers") from None
+
+
+def config_from_args(args):
+    """The TrainConfig of a fresh run, or of the checkpoint being resumed with the given overrides."""
+    from pretrain.checkpoint import find_checkpoint, load_checkpoint
+    from pretrain.trainer import TrainConfig
+
+    top = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+           "max_steps": args.max_steps, "eval_every": args.eval_every, "checkpoint_every": args.checkpoint_every,
+           "num_workers": args.loader_workers, "device": args.device, "weight_decay": args.weight_decay}
+    if args.milestones is not None:
+        top["milestones"] = _ints(args.milestones, "milestones")
+    if args.no_progress:
+        top["progress"] = False
+    task = {"data": [str(Path(d).resolve()) for d in args.data] if args.data else None,
+            "eval_data": [str(Path(d).resolve()) for d in args.eval_data] if args.eval_data else None,
+            "encoder": args.encoder, "input_size": args.input_size,
+            "heldout_poses": _heldout(args.heldout_poses) if args.heldout_poses is not None else None}
+    if args.no_augment:
+        task["augment"] = False
+    top = {k: v for k, v in top.items() if v is not None}
+    task = {k: v for k, v in task.items() if v is not None}
+    out = str(Path(args.out).resolve())
+    if args.resume:
+        where = Path(args.out) if args.resume == "auto" else Path(args.resume)
+        saved = load_checkpoint(find_checkpoint(where))["config"]
+        cfg = {**saved, **top, "out": out}
+        cfg["task_options"] = {**saved.get("task_options", {}), **task}
+        return TrainConfig.from_dict(cfg), find_checkpoint(where)
+    if not args.data:
+        raise ValueError("--data is required (the folder of rendered shards), unless --resume is given")
+    return TrainConfig.from_dict({**top, "out": out, "task": "pose2d",
+                                  "task_options": {"encoder": "densestack", **task}}), None
+
+
+def _cmd_pretrain(args) -> None:
+    config, resume = config_from_args(args)
+    workers = args.workers or 0
+    if workers >= 1 or args.address or os.environ.get("RAY_ADDRESS"):
+        from pretrain.distributed import run_distributed, train_config
+
+        fn = _Partial(train_config, config.to_dict(), str(resume) if resume else None)
+        results = run_distributed(fn, workers=max(1, workers), gpus_per_worker=args.gpus_per_worker or 0,
+                                  cpus_per_worker=args.cpus_per_worker, address=args.address,
+                                  storage=str(Path(config.out) / "ray"))
+        summary = next((r for r in results if r), {})
+    else:
+        from pretrain.distributed import train_config
+
+        summary = train_config(config.to_dict(), str(resume) if resume else None)
+    _print_summary(summary)
+
+
+class _Partial:
+    """A picklable fn() -> f(*args) (functools.partial of a module function, spelled out for Ray)."""
+
+    def __init__(self, f, *args):
+        self.f, self.args = f, args
+
+    def __call__(self):
+        return self.f(*self.args)
+
+
+def _print_summary(summary: dict) -> None:
+    print(f"trained {summary.get('step')} steps ({summary.get('epoch')} epochs) in {summary.get('seconds')} s "
+          f"-> {summary.get('out')}")
+    for split, m in (summary.get("metrics") or {}).items():
+        print(f"  {split}: mean error {m.get('mean_px', float('nan')):.2f} px, AUC(0-30 px) {m.get('auc', 0):.3f}, "
+              f"heatmap peaks {m.get('hm_mean_px', float('nan')):.2f} px ({m.get('samples')} samples)")
+    for name, path in (summary.get("files") or {}).items():
+        print(f"  {name}: {path}")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "pretrain", help="pretrain an encoder on the 2D pose task (heatmap + MapReg heads) on rendered shards",
+        description="2D-pose pretraining of seed 001, Fig. 14. Defaults are the paper's schedule: 80 epochs, "
+                    "batch 128, Adam lr 1e-3 divided by 10 at epochs 20, 40, 60, 128x128 input. Writes "
+                    "OUT/encoder.pt (load with pretrain.checkpoint.load_pretrained_encoder), head.pt, "
+                    "metrics.json, scalars.csv, curves.png and checkpoints/.")
+    p.add_argument("--data", action="append", help="folder of rendered shards (repeatable)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--encoder", help="encoder name (default densestack): densestack, ghoststack, resnet18stack, ...")
+    p.add_argument("--eval-data", action="append",
+                   help="folder of held-out-HDRI evaluation shards (hands render --hdri-split heldout), repeatable")
+    p.add_argument("--epochs", type=int, help="default 80")
+    p.add_argument("--batch-size", type=int, help="global batch size (default 128)")
+    p.add_argument("--lr", type=float, help="initial learning rate (default 1e-3)")
+    p.add_argument("--milestones", help="epochs where lr /= 10, comma list (default: epochs x 1/4, 1/2, 3/4)")
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--input-size", type=int, help="crop size in pixels (default 128)")
+    p.add_argument("--heldout-poses", help="fraction of poses (default 0.1) or comma list of pose ids to hold out")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--max-steps", type=int, help="stop after this many steps in all")
+    p.add_argument("--eval-every", type=int, help="steps between evaluations (default: every epoch)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 500)")
+    p.add_argument("--loader-workers", type=int, help="DataLoader processes per training process (default: CPUs, <= 4)")
+    p.add_argument("--no-augment", action="store_true", help="train on plain crops")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--resume", nargs="?", const="auto",
+                   help="continue a killed run: from OUT/checkpoints/last.pt, or from the checkpoint given")
+    p.add_argument("--workers", type=int, help="training processes through Ray (default: one, without Ray)")
+    p.add_argument("--gpus-per-worker", type=float, help="GPUs per training process (default 0)")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0)
+    p.add_argument("--address", help="join an existing Ray cluster (or set RAY_ADDRESS)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=_cmd_pretrain)
