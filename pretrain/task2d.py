@@ -26,8 +26,8 @@ zero heatmap has an MSE of about 1.5e-3, which the weight brings near the
 position loss so both heads train the shared encoder).
 
 Evaluation: the MapReg positions are the headline 2D prediction (mean pixel
-error, PCK and AUC over 0-30 px); the heatmap peaks (argmax refined by the
-centroid of its 3x3 neighbourhood) are reported beside them as hm_*.
+error, PCK and AUC over 0-30 px); the heatmap peaks (argmax refined by a
+parabola through the log values around it) are reported beside them as hm_*.
 
 Output of a run (`export`): OUT/encoder.pt (load it with
 pretrain.checkpoint.load_pretrained_encoder), OUT/head.pt (the two heads),
@@ -99,22 +99,27 @@ def gaussian_heatmaps(uv: torch.Tensor, size: int, heatmap_size: int, sigma: flo
 
 
 def heatmap_peaks(hm: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, K, 2) input-pixel positions of heatmap peaks: argmax refined by its 3x3 centroid."""
+    """(B, K, 2) input-pixel positions of heatmap peaks: the argmax refined per axis by the vertex of the
+    parabola through the log values of it and its two neighbours (exact for a Gaussian), at most half a
+    heatmap pixel."""
     B, K, H, W = hm.shape
-    flat = hm.reshape(B, K, -1).float()
-    idx = flat.argmax(-1)
-    y, x = (idx // W).float(), (idx % W).float()
-    padded = F.pad(hm.float().clamp(min=0), (1, 1, 1, 1))
-    off = torch.tensor([-1.0, 0.0, 1.0], device=hm.device)
-    bi = torch.arange(B, device=hm.device).view(B, 1, 1, 1)
-    ki = torch.arange(K, device=hm.device).view(1, K, 1, 1)
-    yy = (y.long().view(B, K, 1, 1) + 1 + off.long().view(1, 1, 3, 1))
-    xx = (x.long().view(B, K, 1, 1) + 1 + off.long().view(1, 1, 1, 3))
-    patch = padded[bi, ki, yy, xx]  # (B, K, 3, 3)
-    mass = patch.sum((-1, -2)).clamp(min=1e-12)
-    dy = (patch.sum(-1) * off).sum(-1) / mass
-    dx = (patch.sum(-2) * off).sum(-1) / mass
-    h = torch.stack([x + dx, y + dy], -1)
+    hm = hm.float()
+    idx = hm.reshape(B, K, -1).argmax(-1)
+    y, x = idx // W, idx % W
+    logp = F.pad(hm.clamp(min=1e-6).log(), (1, 1, 1, 1), mode="replicate")
+    bi = torch.arange(B, device=hm.device).view(B, 1)
+    ki = torch.arange(K, device=hm.device).view(1, K)
+
+    def offset(prev, centre, nxt):
+        curv = prev - 2 * centre + nxt
+        off = torch.where(curv < -1e-9, 0.5 * (prev - nxt) / curv.where(curv < -1e-9, torch.ones_like(curv)),
+                          torch.zeros_like(curv))
+        return off.clamp(-0.5, 0.5)
+
+    c = logp[bi, ki, y + 1, x + 1]
+    dx = offset(logp[bi, ki, y + 1, x], c, logp[bi, ki, y + 1, x + 2])
+    dy = offset(logp[bi, ki, y, x + 1], c, logp[bi, ki, y + 2, x + 1])
+    h = torch.stack([x.float() + dx, y.float() + dy], -1)
     return (h + 0.5) * (size / H) - 0.5
 
 

@@ -12,6 +12,7 @@ against MobRecon's Table 1:
 from __future__ import annotations
 
 import argparse
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -170,6 +171,29 @@ def test_gradients_reach_the_first_layer(name):
     assert first.weight.grad.abs().sum() > 0
     unused = [n for n, p in enc.named_parameters() if p.grad is None]
     assert not unused, f"parameters outside the graph: {unused[:5]}"
+    copy.deepcopy(enc)  # no tensors of the last forward kept on the module (EMA copies, checkpoints)
+
+
+def test_resnet18_stack_stage1_heatmaps():
+    enc = build_encoder("resnet18_stack", input_size=64).eval()
+    with torch.no_grad():
+        feats, heat = enc.forward_with_heatmaps(torch.rand(2, 3, 64, 64))
+        again = enc(torch.rand(2, 3, 64, 64))
+    assert heat.shape == (2, 21, 32, 32) and 0 <= heat.min() and heat.max() <= 1
+    assert feats.latent.shape == again.latent.shape
+
+
+@pytest.mark.parametrize("name, params, macs", [
+    # torchvision's resnet18/34/50 without the 1000-class fc; Mult-Adds scale with (128/224)^2 from
+    # the usual 1.82G / 3.67G / 4.11G at 224
+    ("resnet18", 11.69e6 - 0.513e6, 1.82e9 * (128 / 224) ** 2),
+    ("resnet34", 21.80e6 - 0.513e6, 3.67e9 * (128 / 224) ** 2),
+    ("resnet50", 25.56e6 - 2.049e6, 4.11e9 * (128 / 224) ** 2),
+])
+def test_plain_resnets_have_the_usual_size(name, params, macs):
+    c = count_complexity(build_encoder(name), 128)
+    assert abs(c.params / params - 1) < 0.005
+    assert abs(c.macs / macs - 1) < 0.02
 
 
 @pytest.mark.parametrize("name", ALL)

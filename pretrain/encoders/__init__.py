@@ -11,7 +11,7 @@
 | densestack | MobRecon's DenseStack | 256 x 4 x 4 | 24 x 16 x 16 | 128, 128, 256, 512, 1024 |
 | ghoststack | GhostStack (our design, GhostNet 1.2x blocks) | 256 x 4 x 4 | 24 x 16 x 16 | 20, 28, 48, 136, 192 |
 | resnet18_stack | CMR's two-stage ResNet-18 stack | 256 x 4 x 4 | 128 x 16 x 16 | 64, 64, 128, 256, 512 |
-| mobilenet_stack | MobileNet-v2 0.8x blocks in GhostStack's structure | 256 x 4 x 4 | 24 x 16 x 16 | 16, 24, 24, 80, 256 |
+| mobilenet_stack | MobileNet-v2 0.8x blocks, LightStack | 256 x 4 x 4 | 24 x 16 x 16 | 16, 24, 24, 80, 256 |
 | resnet18 / 34 / 50 | plain ResNets (SAR, camera-space model) | 512 / 512 / 2048 x 4 x 4 | layer2 | stem, layer1..4 |
 
 Module imports are lazy: importing this package does not build anything.

@@ -2,8 +2,9 @@
 
 Plain backbones, registered as 'resnet18', 'resnet34', 'resnet50' (for SAR and the
 camera-space model): the ImageNet layout without the classifier, the same module names as
-torchvision's (`conv1`, `bn1`, `layer1` .. `layer4`, `downsample`), so a torchvision
-state dict loads with `load_state_dict(sd, strict=False)` (only `fc.*` is left over).
+torchvision's (`conv1`, `bn1`, `layer1` .. `layer4`, `downsample`; the stride of a
+Bottleneck on its 3x3 as in torchvision), so an ImageNet state dict of torchvision's layout
+loads with `encoder.body.load_state_dict(sd, strict=False)` (only `fc.*` is left over).
 EncoderFeatures of a plain ResNet:
 
     skips   [stem after conv1/BN/ReLU (64, S/2), layer1 (S/4), layer2 (S/8), layer3 (S/16), layer4 (S/32)]
@@ -196,9 +197,9 @@ class TwoStageStack(Encoder):
         latent   1x1 conv of stage 2's S/32 output to C^e = 256 (no BN, no ReLU)
         map_decoder  SkipDecoder of stage 2 for two steps: (w_{S/8}, S/8) -> maps2d
 
-    Stage 1 and its decoder are the first "hourglass", stage 2 the second; the heatmaps are
-    the intermediate 2D supervision the pretraining and fine-tuning heads may use
-    (`self.last_heatmaps` after a forward, (B, 21, S/2, S/2)).
+    Stage 1 and its decoder are the first "hourglass", stage 2 the second. The stage-1
+    heatmaps, (B, 21, S/2, S/2) in [0, 1], are CMR's intermediate 2D supervision:
+    `forward_with_heatmaps(images)` returns (EncoderFeatures, heatmaps) for heads that use them.
     Table 1 scope: everything except `map_decoder`."""
 
     table1_exclude = ("map_decoder",)
@@ -218,7 +219,6 @@ class TwoStageStack(Encoder):
         self.latent_channels = latent_channels
         self.map_channels = self.map_decoder.out_channels
         self.skip_channels = (w0,) + tuple(widths)
-        self.last_heatmaps = None
 
     @staticmethod
     def _drop_stem(body: nn.Module) -> None:
@@ -227,6 +227,9 @@ class TwoStageStack(Encoder):
             delattr(body, name)
 
     def forward(self, images: torch.Tensor) -> EncoderFeatures:
+        return self.forward_with_heatmaps(images)[0]
+
+    def forward_with_heatmaps(self, images: torch.Tensor) -> tuple[EncoderFeatures, torch.Tensor]:
         x0 = self.body1.stem(normalise(images))
         x = self.body1.enter(x0)
         feats1 = []
@@ -234,15 +237,15 @@ class TwoStageStack(Encoder):
             x = stage(x)
             feats1.append(x)
         heat = torch.sigmoid(self.heat_head(self.decoder1(feats1)))
-        self.last_heatmaps = heat
         r = self.reduce(torch.cat([x0, heat], dim=1))
         x = self.body2.enter(r)
         feats2 = []
         for stage in self.body2.stages():
             x = stage(x)
             feats2.append(x)
-        return EncoderFeatures(latent=self.latent(feats2[3]), maps2d=self.map_decoder(feats2),
-                               skips=[r] + feats2)
+        feats = EncoderFeatures(latent=self.latent(feats2[3]), maps2d=self.map_decoder(feats2),
+                                skips=[r] + feats2)
+        return feats, heat
 
 
 class ResNet18Stack(TwoStageStack):
