@@ -7,6 +7,8 @@ import numpy as np
 
 from synth.rig import RigConfig
 
+from . import stages_pretrain
+
 
 def hand_model(ctx, *, model: str = "openhand"):
     """Load the hand model and check its topology and counts."""
@@ -179,4 +181,6 @@ STAGES = {
     "hand_picture": hand_picture,
     "render": render,
     "render_preview": render_preview,
+    "pretrain": stages_pretrain.pretrain,
+    "pretrain_preview": stages_pretrain.pretrain_preview,
 }

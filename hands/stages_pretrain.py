@@ -15,10 +15,11 @@ import numpy as np
 
 
 def pretrain(ctx, *, encoder: str = "densestack", epochs: int = 30, batch_size: int = 8, lr: float = 1e-3,
-             milestones: list | None = None, input_size: int = 128, heldout_poses=0.1, augment: bool = True,
+             milestones: list | None = (), input_size: int = 128, heldout_poses=0.1, augment: bool = True,
              seed: int = 0, loader_workers: int = 0, folder: str = "pretrain"):
     """2D-pose pretraining (heatmap + MapReg heads, seed 001 Fig. 14) on the rendered shards; milestones
-    None = epochs x (1/4, 1/2, 3/4) as the paper's 20/40/60 of 80."""
+    [] keeps lr constant (the demo's short run), null divides it by 10 at epochs x 1/4, 1/2, 3/4 (the paper's
+    20/40/60 of 80)."""
     import json
 
     from pretrain.trainer import TrainConfig, train

@@ -55,8 +55,8 @@ def pck_2d(pred, gt, visible=None, max_px: float = MAX_PX, steps: int = STEPS) -
 
 @torch.no_grad()
 def predict_2d(model, loader, device) -> dict:
-    """Run a Pose2DNet over a loader: {'position', 'heatmap', 'gt', 'visibility' (N, 21, ...), 'keys',
-    'images' (N, 3, S, S) only when asked by the caller through keep_images}."""
+    """Run a Pose2DNet over a loader: {'position', 'heatmap' (decoded peaks), 'gt' (N, 21, 2) pixels,
+    'visibility' (N, 21), 'keys'}."""
     out = {"position": [], "heatmap": [], "gt": [], "visibility": [], "keys": []}
     was = model.training
     model.eval()

@@ -122,7 +122,7 @@ class TrainConfig:
         return cls(**d)
 
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
     def resolved_milestones(self) -> list:
         if self.milestones is None:
@@ -330,7 +330,8 @@ class Trainer:
             raise ValueError(f"device {want!r} asked for, but CUDA is not available")
         if want.startswith("cuda:"):
             return torch.device(want)
-        local = int(os.environ.get("LOCAL_RANK", self.rank % max(1, torch.cuda.device_count())))
+        # Ray gives each process its own CUDA_VISIBLE_DEVICES, so the local rank wraps around the visible count
+        local = int(os.environ.get("LOCAL_RANK", self.rank)) % max(1, torch.cuda.device_count())
         torch.cuda.set_device(local)
         return torch.device("cuda", local)
 
