@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -70,7 +71,8 @@ def run_distributed(train_fn, workers: int, gpus_per_worker: float = 0, cpus_per
                     timeout_s: float = 24 * 3600) -> list:
     """Run `train_fn()` in `workers` processes joined in one torch.distributed group; results by rank.
 
-    With Ray Train only rank 0's result comes back (the list then has one entry).
+    Every rank's result comes back, with either launcher (Ray Train: through files in
+    `storage`, which must be shared by the nodes of a cluster).
     """
     if int(workers) < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -94,9 +96,14 @@ def run_distributed(train_fn, workers: int, gpus_per_worker: float = 0, cpus_per
 
 def _ray_train_loop(cfg):
     import ray.train
+    import torch
 
     result = cfg["fn"]()
-    ray.train.report({"result": result, "rank": ray.train.get_context().get_world_rank()})
+    rank = ray.train.get_context().get_world_rank()
+    # Ray Train keeps only rank 0's reported metrics, and no tensors in them: every
+    # rank leaves its result in the run's storage folder for the driver instead
+    torch.save(result, Path(cfg["results"]) / f"result_{rank}.pt")
+    ray.train.report({"rank": rank})
 
 
 def _run_ray_train(train_fn, workers, gpus, cpus, storage) -> list:
@@ -106,15 +113,20 @@ def _run_ray_train(train_fn, workers, gpus, cpus, storage) -> list:
     resources = {"CPU": cpus}
     if gpus:
         resources["GPU"] = gpus
+    results = Path(tempfile.mkdtemp(prefix="hands-results-", dir=storage))  # shared storage on a cluster
     trainer = TorchTrainer(
-        _ray_train_loop, train_loop_config={"fn": train_fn},
+        _ray_train_loop, train_loop_config={"fn": train_fn, "results": str(results)},
         scaling_config=ScalingConfig(num_workers=int(workers), use_gpu=bool(gpus), resources_per_worker=resources),
         run_config=RunConfig(name=f"hands-{uuid.uuid4().hex[:8]}",
                              storage_path=str(Path(storage or tempfile.gettempdir()).resolve())))
     result = trainer.fit()
     if result.error:
         raise result.error
-    return [result.metrics.get("result")]
+    import torch
+
+    out = [torch.load(results / f"result_{r}.pt", weights_only=False) for r in range(int(workers))]
+    shutil.rmtree(results, ignore_errors=True)
+    return out
 
 
 # ---------------------------------------------------------------- Ray core

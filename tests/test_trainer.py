@@ -272,13 +272,14 @@ def _distributed_fn(out):
 
 
 @pytest.mark.slow
-def test_two_ray_workers_stay_in_sync(tmp_path):
+@pytest.mark.parametrize("launcher", ["train", "core"])
+def test_two_ray_workers_stay_in_sync(tmp_path, launcher):
     import ray.cloudpickle
 
     from pretrain.distributed import run_distributed
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])   # the toy task travels by value
-    results = run_distributed(_distributed_fn(str(tmp_path / "dist")), workers=2, launcher="core")
+    results = run_distributed(_distributed_fn(str(tmp_path / "dist")), workers=2, launcher=launcher)
     assert [(r["rank"], r["world"], r["step"], r["batch"]) for r in results] == [(0, 2, 12, 4), (1, 2, 12, 4)]
     _same_state(results[0]["state"], results[1]["state"])          # parameters and BatchNorm buffers
     assert not torch.equal(results[0]["state"]["0.weight"], results[0]["init"]["0.weight"])
