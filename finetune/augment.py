@@ -39,6 +39,7 @@ import torch
 from torch.utils.data import Dataset
 
 from finetune.datasets.base import apply_affine, project, warp_image
+from pretrain.image_ops import colour_jitter
 
 
 @dataclass(frozen=True)
@@ -127,27 +128,6 @@ def apply_geometry(sample: dict, A: np.ndarray, R: np.ndarray) -> dict:
     if sample["has_mano"]:
         out["mano_pose"] = _rotate_global_orient(sample["mano_pose"], R)
     return out
-
-
-def colour_jitter(image: torch.Tensor, colour: tuple) -> torch.Tensor:
-    """Brightness, contrast, saturation (factors) and hue (YIQ chroma rotation by hue x pi) of a (3, H, W) image."""
-    b, c, s, h = colour
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype).view(3, 1, 1)
-    img = image * b
-    if c != 1.0:
-        grey_mean = (img * weights).sum(0).mean()
-        img = (img - grey_mean) * c + grey_mean
-    if s != 1.0:
-        grey = (img * weights).sum(0, keepdim=True)
-        img = grey + (img - grey) * s
-    if h:
-        to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
-                              dtype=img.dtype)
-        th = float(h) * np.pi
-        rot = torch.tensor([[1, 0, 0], [0, np.cos(th), -np.sin(th)], [0, np.sin(th), np.cos(th)]], dtype=img.dtype)
-        M = torch.linalg.inv(to_yiq) @ rot @ to_yiq
-        img = torch.einsum("ij,jhw->ihw", M, img)
-    return img.clamp(0.0, 1.0)
 
 
 def augment(sample: dict, config: AugmentConfig, rng: np.random.Generator) -> tuple:

@@ -52,6 +52,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .image_ops import colour_jitter, warp_image
+
 NUM_JOINTS = 21
 CROP_SCALE = 1.5
 # parents of the 21 keypoints in FreiHAND order (bones for drawing)
@@ -119,34 +121,6 @@ def augment_transform(aug: Augment2D, rng: np.random.Generator, size: int) -> tu
     return A, colour
 
 
-def warp(image: Image.Image, A: np.ndarray, size: int) -> np.ndarray:
-    """The uint8 image resampled (bilinear) under A (image px -> crop px), pixel-centre convention."""
-    inv = np.linalg.inv(A)
-    # PIL maps output to input in corner coordinates (pixel centre at +0.5)
-    coeffs = (inv[0, 0], inv[0, 1], inv[0, 2] - 0.5 * (inv[0, 0] + inv[0, 1]) + 0.5,
-              inv[1, 0], inv[1, 1], inv[1, 2] - 0.5 * (inv[1, 0] + inv[1, 1]) + 0.5)
-    return np.asarray(image.transform((size, size), Image.AFFINE, coeffs, resample=Image.BILINEAR))
-
-
-def colour_jitter(image: torch.Tensor, colour: tuple) -> torch.Tensor:
-    b, c, s, h = colour
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype).view(3, 1, 1)
-    img = image * b
-    if c != 1.0:
-        m = (img * w).sum(0).mean()
-        img = (img - m) * c + m
-    if s != 1.0:
-        g = (img * w).sum(0, keepdim=True)
-        img = g + (img - g) * s
-    if h:
-        yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=img.dtype)
-        th = float(h) * math.pi
-        rot = torch.tensor([[1, 0, 0], [0, math.cos(th), -math.sin(th)], [0, math.sin(th), math.cos(th)]],
-                           dtype=img.dtype)
-        img = torch.einsum("ij,jhw->ihw", torch.linalg.inv(yiq) @ rot @ yiq, img)
-    return img.clamp(0.0, 1.0)
-
-
 class Pose2DSamples(Dataset):
     """Crops with 2D labels from ComplementDataset reader(s); see the module doc."""
 
@@ -198,7 +172,7 @@ class Pose2DSamples(Dataset):
             rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, int(index)]))
             A_aug, colour = augment_transform(self.augment, rng, S)
             A = A_aug @ A
-        crop = warp(img, A, S)
+        crop = warp_image(img, A, S)
         image = torch.from_numpy(crop.transpose(2, 0, 1).astype(np.float32) / 255.0)
         if colour is not None and colour != (1.0, 1.0, 1.0, 0.0):
             image = colour_jitter(image, colour)

@@ -15,7 +15,8 @@ from PIL import Image
 from torch import nn
 
 from pretrain.checkpoint import load_pretrained_encoder, save_encoder
-from pretrain.data2d import Augment2D, Pose2DSamples, choose_heldout_poses, load_splits, warp, write_sketch_dataset
+from pretrain.data2d import Augment2D, Pose2DSamples, choose_heldout_poses, load_splits, write_sketch_dataset
+from pretrain.image_ops import warp_image as warp
 from pretrain.encoders.base import Encoder, EncoderFeatures, normalise
 from pretrain.evaluate2d import pck_2d
 from pretrain.task2d import (Pose2DNet, Pose2DTask, build_named_encoder, gaussian_heatmaps, heatmap_peaks,

@@ -29,7 +29,8 @@ camera frame, K's principal point mirrored), as the benchmarks' own tools do.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+
+from pretrain.image_ops import warp_image  # noqa: F401 - part of the loaders' crop toolkit
 
 CROP_SIZE = 128
 CROP_SCALE = 1.5  # crop side = CROP_SCALE x the larger side of the keypoints' 2D box
@@ -59,22 +60,6 @@ def box_crop(keypoints_2d: np.ndarray, out_size: int = CROP_SIZE, scale: float =
     lo, hi = keypoints_2d.min(axis=0), keypoints_2d.max(axis=0)
     side = max(float((hi - lo).max()) * scale, 1.0)
     return crop_transform((lo + hi) / 2.0, side, out_size)
-
-
-def warp_image(image: np.ndarray, A: np.ndarray, out_size: int, resample=Image.BILINEAR) -> np.ndarray:
-    """Apply the affine map A (image px -> crop px) to an HxW[xC] uint8 array.
-
-    PIL samples the input at A^-1 (crop pixel centre); both use pixel centres at
-    integer coordinates, so no half-pixel shift is needed.
-    """
-    inv = np.linalg.inv(A)
-    img = Image.fromarray(image)
-    # PIL's AFFINE maps output to input in corner coordinates (a pixel's centre
-    # is at +0.5); ours are centre coordinates: in = inv @ out becomes
-    # in + 0.5 = inv @ (out_corner - 0.5) + 0.5
-    coeffs = (inv[0, 0], inv[0, 1], inv[0, 2] - 0.5 * (inv[0, 0] + inv[0, 1]) + 0.5,
-              inv[1, 0], inv[1, 1], inv[1, 2] - 0.5 * (inv[1, 0] + inv[1, 1]) + 0.5)
-    return np.asarray(img.transform((out_size, out_size), Image.AFFINE, coeffs, resample=resample))
 
 
 def apply_affine(points_2d: np.ndarray, A: np.ndarray) -> np.ndarray:

@@ -1,0 +1,51 @@
+"""Image operations shared by every training data path (pretraining and fine-tuning).
+
+They live in `pretrain` because the dependency order is hdri <- synth <-
+pretrain <- finetune: `finetune.augment` and the benchmark loaders import them
+from here.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from PIL import Image
+
+LUMA = (0.299, 0.587, 0.114)
+RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
+
+
+def warp_image(image, A: np.ndarray, out_size: int, resample=Image.BILINEAR) -> np.ndarray:
+    """Resample an image (HxW[xC] uint8 array or PIL image) under the affine map A
+    (image px -> output px), both in the pixel-centre convention, to out_size x out_size.
+
+    PIL's AFFINE maps output to input in corner coordinates (a pixel's centre
+    is at +0.5); ours are centre coordinates: in = inv @ out becomes
+    in + 0.5 = inv @ (out_corner - 0.5) + 0.5.
+    """
+    inv = np.linalg.inv(A)
+    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    coeffs = (inv[0, 0], inv[0, 1], inv[0, 2] - 0.5 * (inv[0, 0] + inv[0, 1]) + 0.5,
+              inv[1, 0], inv[1, 1], inv[1, 2] - 0.5 * (inv[1, 0] + inv[1, 1]) + 0.5)
+    return np.asarray(img.transform((out_size, out_size), Image.AFFINE, coeffs, resample=resample))
+
+
+def colour_jitter(image: torch.Tensor, colour: tuple) -> torch.Tensor:
+    """Brightness, contrast, saturation (factors) and hue (YIQ chroma rotation by hue x pi) of a (3, H, W) image."""
+    b, c, s, h = colour
+    weights = torch.tensor(LUMA, dtype=image.dtype).view(3, 1, 1)
+    img = image * b
+    if c != 1.0:
+        grey_mean = (img * weights).sum(0).mean()
+        img = (img - grey_mean) * c + grey_mean
+    if s != 1.0:
+        grey = (img * weights).sum(0, keepdim=True)
+        img = grey + (img - grey) * s
+    if h:
+        to_yiq = torch.tensor(RGB_TO_YIQ, dtype=img.dtype)
+        th = float(h) * math.pi
+        rot = torch.tensor([[1, 0, 0], [0, math.cos(th), -math.sin(th)], [0, math.sin(th), math.cos(th)]],
+                           dtype=img.dtype)
+        img = torch.einsum("ij,jhw->ihw", torch.linalg.inv(to_yiq) @ rot @ to_yiq, img)
+    return img.clamp(0.0, 1.0)
