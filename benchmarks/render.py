@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synth.distribute import render_dataset  # noqa: E402
-from synth.render_config import RenderConfig  # noqa: E402
+from synth.render_config import RenderConfig, draw_skin, draw_world  # noqa: E402
 from synth.render_shard import prepare, render_shard, scene_for  # noqa: E402
 
 
@@ -42,13 +42,15 @@ def per_image(cfg: RenderConfig, views: list) -> tuple:
 
 
 def bare_render(cfg: RenderConfig, views: list) -> float:
-    """The same views of the same scene and world, with nothing but bpy.ops.render.render()."""
+    """The same views of the same scene, world and skin, with nothing but bpy.ops.render.render()."""
     import bpy
 
     plan = prepare(cfg)
     scene = scene_for(plan)
     scene.set_vertices(plan.render_mesh.densify(plan.vertices[0]))
-    scene.set_world(plan.usable_hdris[0], 0.0, 1.0)
+    world = draw_world(cfg, 0, views[0], plan.usable_hdris)  # the shard's world (one run of views)
+    scene.set_world(plan.hdri(world["id"]), world["rotation_deg"], world["strength"])
+    scene.set_skin(draw_skin(cfg, 0, views[0]))
     cams = [(plan.views[v].K, plan.views[v].R, plan.views[v].t) for v in views]
     scene.set_camera(*cams[0])
     bpy.ops.render.render()

@@ -80,6 +80,7 @@ class BlenderScene:
         r.image_settings.media_type = "MULTI_LAYER_IMAGE"  # Blender 5: before file_format
         r.image_settings.file_format = "OPEN_EXR_MULTILAYER"
         r.image_settings.color_depth = "32"
+        r.image_settings.exr_codec = "ZIP"
         self._tmp = tempfile.mkdtemp(prefix="hands-render-")
         r.filepath = os.path.join(self._tmp, "frame.exr")
 
