@@ -117,7 +117,7 @@ def main(argv=None) -> None:
     tmp = None
     data = Path(args.data) if args.data else None
     if data is None:
-        from pretrain.data2d import write_sketch_dataset
+        from pretrain.sketch_data import write_sketch_dataset
 
         tmp = Path(tempfile.mkdtemp(prefix="hands-loader-"))
         t = time.perf_counter()

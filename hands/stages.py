@@ -23,7 +23,7 @@ def hand_model(ctx, *, model: str = "openhand"):
     ctx.figure("keypoints", hm.joint_regressor.shape[0])
     ctx.figure("open boundary loops", len(loops))
     ctx.figure("edge-manifold", meshops.is_edge_manifold(hm.faces))
-    ctx.give(model=hm)
+    ctx.give(model=hm, model_spec=model)
 
 
 def pose_space(ctx, *, splay: bool = False, check: str = "base"):
@@ -140,8 +140,10 @@ def render(ctx, *, poses: list = (0, 31, 700), views: list = (0, 20, 45, 75, 110
     from synth.distribute import render_dataset
     from synth.render_config import RenderConfig
 
-    hm = ctx.need("model", "hand_model")
-    cfg = RenderConfig(seed=seed, model=str(hm.path), resolution=resolution, samples=samples, hdri_skies=skies,
+    # the model as the user named it ('openhand', 'mano' or a path): the dataset's config
+    # hash must not depend on where the package is installed
+    spec = ctx.need("model_spec", "hand_model")
+    cfg = RenderConfig(seed=seed, model=spec, resolution=resolution, samples=samples, hdri_skies=skies,
                        threads=1 if workers > 1 else 0)
     root = ctx.out / folder
     summary = render_dataset(cfg, root, list(poses), list(views), workers=workers, progress=True)

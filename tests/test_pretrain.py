@@ -1,7 +1,7 @@
 """The 2D-pose pretraining task: coordinates and targets, the heads, crops and augmentation, splits,
 2D metrics, the encoder file, exact resume, the CLI, the pipeline stages, and a learning check.
 
-Data: a Blender-free dataset in the real shard format (pretrain.data2d.write_sketch_dataset: hands
+Data: a Blender-free dataset in the real shard format (pretrain.sketch_data.write_sketch_dataset: hands
 drawn as coloured bones and joint blobs). Model: a tiny Encoder subclass registered as 'tiny'."""
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from PIL import Image
 from torch import nn
 
 from pretrain.checkpoint import load_pretrained_encoder, save_encoder
-from pretrain.data2d import Augment2D, Pose2DSamples, choose_heldout_poses, load_splits, write_sketch_dataset
+from pretrain.data2d import Augment2D, Pose2DSamples, choose_heldout_poses, load_splits
+from pretrain.sketch_data import write_sketch_dataset
 from pretrain.image_ops import warp_image as warp
 from pretrain.encoders.base import Encoder, EncoderFeatures, normalise
 from pretrain.evaluate2d import pck_2d
