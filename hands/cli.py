@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     ob.add_argument("--out", help="write here instead of the bundled asset")
     ob.set_defaults(fn=_cmd_openhand_build)
 
-    from . import cli_data, cli_evaluate, cli_hdri, cli_pretrain, cli_render, cli_stats
+    from . import cli_data, cli_evaluate, cli_finetune, cli_hdri, cli_predict, cli_pretrain, cli_render, cli_stats
 
     cli_render.add_parser(sub)
     cli_hdri.add_parser(sub)
@@ -169,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_data.add_parser(sub)
     cli_stats.add_parser(sub)
     cli_pretrain.add_parser(sub)
+    cli_finetune.add_parser(sub)
+    cli_predict.add_parser(sub)
     return p
 
 

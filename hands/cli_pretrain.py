@@ -28,9 +28,27 @@ def _ints(text: str, what: str) -> list:
 
 def config_from_args(args):
     """The TrainConfig of a fresh run, or of the checkpoint being resumed with the given overrides."""
-    from pretrain.checkpoint import find_checkpoint, load_checkpoint
     from pretrain.trainer import TrainConfig
 
+    top = run_settings(args)
+    task = {"data": [str(Path(d).resolve()) for d in args.data] if args.data else None,
+            "eval_data": [str(Path(d).resolve()) for d in args.eval_data] if args.eval_data else None,
+            "encoder": args.encoder, "input_size": args.input_size,
+            "heldout_poses": _heldout(args.heldout_poses) if args.heldout_poses is not None else None}
+    if args.no_augment:
+        task["augment"] = False
+    task = {k: v for k, v in task.items() if v is not None}
+    resumed = resumed_config(args, top, task)
+    if resumed:
+        return resumed
+    if not args.data:
+        raise ValueError("--data is required (the folder of rendered shards), unless --resume is given")
+    return TrainConfig.from_dict({**top, "out": str(Path(args.out).resolve()), "task": "pose2d",
+                                  "task_options": {"encoder": "densestack", **task}}), None
+
+
+def run_settings(args) -> dict:
+    """The TrainConfig settings given on the command line (add_run_arguments), None ones left out."""
     top = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
            "max_steps": args.max_steps, "eval_every": args.eval_every, "checkpoint_every": args.checkpoint_every,
            "num_workers": args.loader_workers, "device": args.device, "weight_decay": args.weight_decay}
@@ -38,29 +56,30 @@ def config_from_args(args):
         top["milestones"] = _ints(args.milestones, "milestones")
     if args.no_progress:
         top["progress"] = False
-    task = {"data": [str(Path(d).resolve()) for d in args.data] if args.data else None,
-            "eval_data": [str(Path(d).resolve()) for d in args.eval_data] if args.eval_data else None,
-            "encoder": args.encoder, "input_size": args.input_size,
-            "heldout_poses": _heldout(args.heldout_poses) if args.heldout_poses is not None else None}
-    if args.no_augment:
-        task["augment"] = False
-    top = {k: v for k, v in top.items() if v is not None}
-    task = {k: v for k, v in task.items() if v is not None}
-    out = str(Path(args.out).resolve())
-    if args.resume:
-        where = Path(args.out) if args.resume == "auto" else Path(args.resume)
-        saved = load_checkpoint(find_checkpoint(where))["config"]
-        cfg = {**saved, **top, "out": out}
-        cfg["task_options"] = {**saved.get("task_options", {}), **task}
-        return TrainConfig.from_dict(cfg), find_checkpoint(where)
-    if not args.data:
-        raise ValueError("--data is required (the folder of rendered shards), unless --resume is given")
-    return TrainConfig.from_dict({**top, "out": out, "task": "pose2d",
-                                  "task_options": {"encoder": "densestack", **task}}), None
+    return {k: v for k, v in top.items() if v is not None}
+
+
+def resumed_config(args, top: dict, task: dict):
+    """With --resume: (the checkpoint's TrainConfig with these overrides, the checkpoint); else None."""
+    from pretrain.checkpoint import find_checkpoint, load_checkpoint
+    from pretrain.trainer import TrainConfig
+
+    if not args.resume:
+        return None
+    where = Path(args.out) if args.resume == "auto" else Path(args.resume)
+    saved = load_checkpoint(find_checkpoint(where))["config"]
+    cfg = {**saved, **top, "out": str(Path(args.out).resolve())}
+    cfg["task_options"] = {**saved.get("task_options", {}), **task}
+    return TrainConfig.from_dict(cfg), find_checkpoint(where)
 
 
 def _cmd_pretrain(args) -> None:
     config, resume = config_from_args(args)
+    _print_summary(launch_training(config, resume, args))
+
+
+def launch_training(config, resume, args) -> dict:
+    """Train in this process, or in --workers Ray Train processes; the run's JSON summary."""
     workers = args.workers or 0
     if workers >= 1 or args.address or os.environ.get("RAY_ADDRESS"):
         from pretrain.distributed import run_distributed, train_config
@@ -74,7 +93,7 @@ def _cmd_pretrain(args) -> None:
         from pretrain.distributed import train_config
 
         summary = train_config(config.to_dict(), str(resume) if resume else None)
-    _print_summary(summary)
+    return summary
 
 
 class _Partial:
@@ -109,13 +128,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--encoder", help="encoder name (default densestack): densestack, ghoststack, resnet18stack, ...")
     p.add_argument("--eval-data", action="append",
                    help="folder of held-out-HDRI evaluation shards (hands render --hdri-split heldout), repeatable")
-    p.add_argument("--epochs", type=int, help="default 80")
-    p.add_argument("--batch-size", type=int, help="global batch size (default 128)")
+    p.add_argument("--heldout-poses", help="fraction of poses (default 0.1) or comma list of pose ids to hold out")
+    add_run_arguments(p, epochs=80, batch=128, milestones="epochs x 1/4, 1/2, 3/4")
+    p.set_defaults(fn=_cmd_pretrain)
+
+
+def add_run_arguments(p, epochs: int, batch: int, milestones: str) -> None:
+    """The training-run options `hands pretrain` and `hands finetune` share (defaults named in the help)."""
+    p.add_argument("--epochs", type=int, help=f"default {epochs}")
+    p.add_argument("--batch-size", type=int, help=f"global batch size (default {batch})")
     p.add_argument("--lr", type=float, help="initial learning rate (default 1e-3)")
-    p.add_argument("--milestones", help="epochs where lr /= 10, comma list (default: epochs x 1/4, 1/2, 3/4)")
+    p.add_argument("--milestones", help=f"epochs where lr /= 10, comma list (default: {milestones})")
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--input-size", type=int, help="crop size in pixels (default 128)")
-    p.add_argument("--heldout-poses", help="fraction of poses (default 0.1) or comma list of pose ids to hold out")
     p.add_argument("--seed", type=int)
     p.add_argument("--max-steps", type=int, help="stop after this many steps in all")
     p.add_argument("--eval-every", type=int, help="steps between evaluations (default: every epoch)")
@@ -130,4 +155,3 @@ def add_parser(subparsers) -> None:
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
     p.add_argument("--address", help="join an existing Ray cluster (or set RAY_ADDRESS)")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(fn=_cmd_pretrain)

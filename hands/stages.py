@@ -7,7 +7,7 @@ import numpy as np
 
 from synth.rig import RigConfig
 
-from . import stages_pretrain
+from . import stages_finetune, stages_pretrain
 
 
 def hand_model(ctx, *, model: str = "openhand"):
@@ -185,4 +185,6 @@ STAGES = {
     "render_preview": render_preview,
     "pretrain": stages_pretrain.pretrain,
     "pretrain_preview": stages_pretrain.pretrain_preview,
+    "finetune": stages_finetune.finetune,
+    "evaluate": stages_finetune.evaluate,
 }

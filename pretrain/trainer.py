@@ -189,14 +189,17 @@ class Task:
 
 
 def build_task(config: TrainConfig) -> Task:
-    if config.task not in TASKS:
-        _import_known_tasks()
+    if config.task not in TASKS and config.task in TASK_MODULES:
+        import importlib
+
+        importlib.import_module(TASK_MODULES[config.task])
     config.check()
     return TASKS[config.task](config)
 
 
-def _import_known_tasks() -> None:
-    from . import task2d  # noqa: F401 - registers 'pose2d'
+# task name -> the module that registers it, imported on first use (fine-tuning lives a layer up, in
+# finetune; naming its module here keeps `pretrain` free of importing it until a config asks for it)
+TASK_MODULES = {"pose2d": "pretrain.task2d", "mesh": "finetune.task_mesh"}
 
 
 class EpochBatchSampler(Sampler):

@@ -16,7 +16,7 @@ if [ ! -f "$stamp" ]; then
     # The CPU torch first and pinned: anything that pulls plain 'torch'
     # (smplx does) would otherwise fetch a multi-GB CUDA build.
     .venv/bin/python -m pip install -q "torch==2.13.0"
-    .venv/bin/python -m pip install -q -e ".[render,train,dev]"
+    .venv/bin/python -m pip install -q -e ".[render,train,export,dev]"
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

@@ -89,8 +89,12 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys):
     report = (tmp_path / "demo" / "report.html").read_text()
     pictures = [p for s in summary["stages"] for p in s["pictures"]]
     assert report.count("<img") == len(pictures) >= 3
-    for name in ("hand.png", "rig_views.png", "renders.png"):
+    for name in ("hand.png", "rig_views.png", "renders.png", "predictions.png", "finetune_curves.png",
+                 "pck_freihand.png"):
         assert name in pictures and (tmp_path / "demo" / name).is_file()
+    # the evaluate stage scored the held-out predictions with the FreiHAND metrics
+    figures = {k for s in summary["stages"] if s["stage"] == "evaluate" for k in s["figures"]}
+    assert {"xyz_al_mean3d (cm)", "f_al_score_5"} <= figures, figures
     sheet = Image.open(tmp_path / "demo" / "hand.png")
     assert sheet.size == (4 * 256, 3 * 256)
     # the pictures show a hand, not an empty canvas: skin-coloured pixels in every tile

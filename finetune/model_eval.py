@@ -1,0 +1,92 @@
+"""Running a reconstruction model over a loader: predictions, quick metrics, files for `hands evaluate`.
+
+`predict_loader` collects, per sample, the model's root-relative keypoints and vertices, its 2D
+keypoints, the camera-space keypoints and vertices from root recovery (finetune/models/root.py)
+and the ground truth. `evaluate_loader` adds the figures the trainer logs:
+
+| figure | meaning |
+| --- | --- |
+| pa_mpjpe_mm | keypoint error after FreiHAND's Procrustes alignment (align_w_scale) |
+| pa_mpvpe_mm | the same for the vertices (samples with meshes of the model's topology) |
+| mpjpe_mm | root-relative keypoint error, no alignment |
+| root_mm | error of the recovered root (camera-space wrist) |
+| cs_mpjpe_mm | camera-space keypoint error (recovered root + root-relative prediction) |
+| px_2d | mean 2D keypoint error in crop pixels |
+
+`write_prediction_files` writes pred_<split>.npz / gt_<split>.npz in the format of
+finetune/evaluate.py (xyz and verts in the camera frame, uv, K, ids; names: dataset/sample id).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@torch.no_grad()
+def predict_loader(model, loader, device) -> dict:
+    from .models.base import run_model
+    from .models.root import camera_space
+
+    parts: dict = {}
+    for batch in loader:
+        K = batch["K"].to(device).float()
+        pred = run_model(model, batch["image"].to(device), K)
+        cam = camera_space(pred, K)
+        gt_root = batch["keypoints_3d"][:, :1].float()
+        arrays = {
+            "pred_rel": pred["keypoints_3d"], "pred_verts_rel": pred["vertices"], "pred_uv": pred["keypoints_2d"],
+            "pred_xyz": cam["keypoints_cam"], "pred_verts": cam["vertices_cam"],
+            "gt_rel": batch["keypoints_3d_rel"], "gt_xyz": batch["keypoints_3d"],
+            "gt_verts_rel": batch["vertices_rel"], "gt_verts": batch["vertices_rel"] + gt_root,
+            "gt_uv": batch["keypoints_2d"], "K": batch["K"], "mesh_valid": batch["mesh_valid"],
+            "uv_valid": batch["keypoints_2d_valid"]}
+        for k, v in arrays.items():
+            parts.setdefault(k, []).append(v.detach().cpu().double().numpy())
+        parts.setdefault("ids", []).extend(f"{d}/{i}" for d, i in zip(batch["dataset"], batch["sample_id"]))
+    return {k: (np.concatenate(v) if k != "ids" else np.asarray(v)) for k, v in parts.items()}
+
+
+def pa_errors(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """(N,) mean per-point error after Procrustes alignment of each prediction to its ground truth."""
+    from .metrics.align import align_w_scale
+
+    return np.array([np.linalg.norm(align_w_scale(g, p) - g, axis=-1).mean() for g, p in zip(gt, pred)])
+
+
+def metrics_of(a: dict) -> dict:
+    mm = 1000.0
+    out = {"samples": int(len(a["ids"])),
+           "pa_mpjpe_mm": float(pa_errors(a["gt_rel"], a["pred_rel"]).mean() * mm),
+           "mpjpe_mm": float(np.linalg.norm(a["pred_rel"] - a["gt_rel"], axis=-1).mean() * mm),
+           "root_mm": float(np.linalg.norm(a["pred_xyz"][:, 0] - a["gt_xyz"][:, 0], axis=-1).mean() * mm),
+           "cs_mpjpe_mm": float(np.linalg.norm(a["pred_xyz"] - a["gt_xyz"], axis=-1).mean() * mm)}
+    uv_err = np.linalg.norm(a["pred_uv"] - a["gt_uv"], axis=-1)
+    out["px_2d"] = float((uv_err * a["uv_valid"]).sum() / max(a["uv_valid"].sum(), 1))
+    valid = a["mesh_valid"].astype(bool)
+    if valid.any():
+        out["pa_mpvpe_mm"] = float(pa_errors(a["gt_verts_rel"][valid], a["pred_verts_rel"][valid]).mean() * mm)
+        out["mpvpe_mm"] = float(np.linalg.norm(a["pred_verts_rel"][valid] - a["gt_verts_rel"][valid],
+                                               axis=-1).mean() * mm)
+    return out
+
+
+def evaluate_loader(model, loader, device) -> tuple:
+    """(metrics, arrays) of a model over an evaluation loader."""
+    arrays = predict_loader(model, loader, device)
+    return metrics_of(arrays), arrays
+
+
+def write_prediction_files(out: Path, split: str, a: dict) -> tuple:
+    """OUT/pred_<split>.npz and OUT/gt_<split>.npz, readable by `hands evaluate`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pred, gt = out / f"pred_{split}.npz", out / f"gt_{split}.npz"
+    ids = np.arange(len(a["ids"]))    # evaluate matches samples by integer ids; names says which sample
+    np.savez(pred, xyz=a["pred_xyz"], verts=a["pred_verts"], uv=a["pred_uv"], K=a["K"], ids=ids, names=a["ids"])
+    gt_arrays = {"xyz": a["gt_xyz"], "uv": a["gt_uv"], "K": a["K"], "ids": ids, "names": a["ids"]}
+    if a["mesh_valid"].all():
+        gt_arrays["verts"] = a["gt_verts"]
+    np.savez(gt, **gt_arrays)
+    return pred, gt

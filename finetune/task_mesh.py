@@ -1,0 +1,210 @@
+"""The fine-tuning task of the shared trainer: any reconstruction model of finetune.models on a mixture.
+
+task_options (DEFAULTS): the model by registry name and its keywords, the pretrained encoder file
+of `hands pretrain` (or none: from scratch), the training datasets with ratios
+(finetune/training_data.py specs), evaluation datasets, augmentation, MobRecon's consistency
+losses and the loss weights.
+
+Loss: sum of weight x term over the model's `loss_terms` (MobRecon: mesh, pose2d, normal, edge,
+equation 9) plus, with `consistency`, equation 10 on two augmented views of each image:
+
+    con3D = | R_12 V_1 - V_2 |_1   (root-relative vertices, in the decoder's 0.2 m units)
+    con2D = | T_12 L_1 - L_2 |_1   (2D keypoints, normalised crop coordinates)
+
+The paper's total is the plain sum (all weights 1). With consistency on, both views are supervised
+too, so a batch of B items is 2B images.
+
+Evaluation (per evaluation dataset): PA-MPJPE and PA-MPVPE (FreiHAND's Procrustes alignment,
+finetune.metrics.align), root-relative MPJPE, the 2D error in crop pixels, and the root error of
+the camera-space keypoints from root recovery (finetune/models/root.py) against the ground truth.
+The final evaluation also writes OUT/pred_<split>.npz and OUT/gt_<split>.npz in the format
+`hands evaluate` reads (camera-frame xyz and verts, uv, K, ids), so the benchmark metrics run on them.
+
+Output (`export`): OUT/model.pt (finetune.models.load_model), OUT/finetune_config.json, OUT/metrics.json.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pretrain.trainer import Task, register_task
+
+DEFAULTS = {
+    "model": "mobrecon_densestack",
+    "model_options": {},            # keywords of the model factory (lifting, decoder, hand_model, ...)
+    "pretrained_encoder": None,     # OUT/encoder.pt of `hands pretrain`; None trains from scratch
+    "input_size": 128,
+    "datasets": [],                 # training specs: [{"name", "root", "ratio", "options"}] or "NAME:ROOT[:RATIO]"
+    "eval_datasets": {},            # {split name: spec}
+    "epoch_size": None,             # samples per epoch (None: the first dataset once, the rest by ratio)
+    "augment": True,                # True, False, or a dict of finetune.augment.AugmentConfig fields
+    "consistency": True,            # MobRecon's con2D / con3D on paired views
+    "weights": {},                  # term -> weight (default 1 for every term)
+    "mismatch": "error",            # meshes of another topology: 'error' or 'keypoints' (keypoints only)
+}
+
+
+def _augment_config(value):
+    from finetune.augment import AugmentConfig
+
+    if value is False or value is None:
+        return None
+    if value is True:
+        return AugmentConfig()
+    if isinstance(value, dict):
+        fields = set(AugmentConfig.__dataclass_fields__)
+        unknown = sorted(set(value) - fields)
+        if unknown:
+            raise ValueError(f"augment: unknown field(s) {unknown}; fields: {sorted(fields)}")
+        return AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+    raise ValueError(f"augment must be true, false or a dict, got {value!r}")
+
+
+@register_task("mesh")
+class MeshTask(Task):
+    """Fine-tuning of a reconstruction model (task_options: see DEFAULTS)."""
+
+    find_unused_parameters = True   # e.g. an encoder's maps the chosen 2D head does not read
+
+    def __init__(self, config):
+        super().__init__(config)
+        unknown = sorted(set(self.options) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(f"mesh: unknown option(s) {unknown}; options: {sorted(DEFAULTS)}")
+        self.options = {**DEFAULTS, **self.options}
+        from finetune.training_data import parse_spec
+
+        self.specs = [parse_spec(s) for s in self.options["datasets"]]
+        if not self.specs:
+            raise ValueError("mesh: no training datasets (task_options['datasets'], e.g. ['freihand:~/data/FreiHAND'])")
+        evals = self.options["eval_datasets"] or {}
+        if not isinstance(evals, dict):
+            raise ValueError(f"mesh: eval_datasets must map split names to specs, got {evals!r}")
+        self.eval_specs = {k: parse_spec(v) for k, v in evals.items()}
+        self._model_topology = None
+
+    # -- model
+    def model_kwargs(self) -> dict:
+        kw = {"input_size": int(self.options["input_size"]), **dict(self.options["model_options"])}
+        if self.options["pretrained_encoder"]:
+            kw["pretrained_encoder"] = str(self.options["pretrained_encoder"])
+        return kw
+
+    def build_model(self):
+        from finetune.models import build_model
+
+        model = build_model(self.options["model"], **self.model_kwargs())
+        self._model_topology = model.topology
+        return model
+
+    @property
+    def topology(self) -> str:
+        if self._model_topology is None:
+            from finetune.models.base import hand_model_topology
+            from synth.hand_model import HandModel
+
+            hm = self.options["model_options"].get("hand_model", "openhand")
+            self._model_topology = hand_model_topology(HandModel(hm))
+        return self._model_topology
+
+    # -- data
+    def _open(self, specs: list) -> dict:
+        from finetune.training_data import open_dataset
+
+        out = {}
+        for spec in specs:
+            name = spec["name"] if spec["name"] not in out else f"{spec['name']}#{len(out)}"
+            out[name] = open_dataset(spec, int(self.options["input_size"]))
+        return out
+
+    def train_dataset(self):
+        from finetune.training_data import MixedTrainingSet, check_topology
+
+        datasets = self._open(self.specs)
+        check_topology(datasets, self.topology, self.options["mismatch"])
+        ratios = {name: spec["ratio"] for name, spec in zip(datasets, self.specs)}
+        return MixedTrainingSet(datasets, ratios, self.topology, _augment_config(self.options["augment"]),
+                                paired=bool(self.options["consistency"]), seed=int(self.config.seed),
+                                epoch_size=self.options["epoch_size"])
+
+    def eval_datasets(self) -> dict:
+        from finetune.training_data import EvalSet, check_topology, open_dataset
+
+        out = {}
+        for split, spec in self.eval_specs.items():
+            ds = open_dataset(spec, int(self.options["input_size"]))
+            check_topology({split: ds}, self.topology, self.options["mismatch"])
+            out[split] = EvalSet(ds, self.topology)
+        return out
+
+    # -- loss
+    def weight(self, term: str) -> float:
+        return float(self.options["weights"].get(term, 1.0))
+
+    def loss(self, model, batch) -> tuple:
+        from finetune.models.base import run_model, unwrap
+        from finetune.training_data import concat_views
+
+        inner = unwrap(model)
+        paired = "view1" in batch
+        flat = concat_views(batch) if paired else batch
+        pred = run_model(model, flat["image"], flat["K"])
+        terms = inner.loss_terms(pred, flat)
+        if paired:
+            terms.update(consistency_terms(pred, batch, inner.input_size))
+        loss = sum(self.weight(k) * v for k, v in terms.items())
+        return loss, {k: v.detach() for k, v in terms.items()}
+
+    def describe_batch(self, batch, indices) -> list:
+        b = batch.get("view1", batch) if isinstance(batch, dict) else {}
+        ids = b.get("sample_id") if isinstance(b, dict) else None
+        names = b.get("dataset") if isinstance(b, dict) else None
+        if ids and names:
+            return [f"{n}/{i}" for n, i in zip(names, ids)]
+        return super().describe_batch(batch, indices)
+
+    # -- evaluation
+    def evaluate(self, model, loaders: dict, device, final: bool = False) -> dict:
+        from finetune.model_eval import evaluate_loader, write_prediction_files
+
+        out = {}
+        for split, loader in loaders.items():
+            metrics, arrays = evaluate_loader(model, loader, device)
+            out[split] = metrics
+            if final:
+                write_prediction_files(Path(self.config.out), split, arrays)
+        return out
+
+    def export(self, model, out: Path, metrics: dict, trainer) -> dict:
+        from finetune.models import save_model
+
+        out = Path(out)
+        files = {"model": save_model(out / "model.pt", model, step=int(trainer.step),
+                                     metrics=json.loads(json.dumps(metrics)))}
+        cfg = trainer.config.to_dict()
+        cfg["task_options"] = {**self.options, "datasets": self.specs, "eval_datasets": self.eval_specs}
+        cfg.update(milestones_resolved=trainer.milestones, steps_per_epoch=trainer.steps_per_epoch,
+                   total_steps=trainer.total_steps)
+        (out / "finetune_config.json").write_text(json.dumps(cfg, indent=1, default=str))
+        (out / "metrics.json").write_text(json.dumps({"step": trainer.step, "splits": metrics,
+                                                      "history": trainer.history}, indent=1))
+        files.update(config=out / "finetune_config.json", metrics=out / "metrics.json")
+        return files
+
+
+def consistency_terms(pred: dict, batch: dict, input_size: int) -> dict:
+    """Equation 10 on a paired batch whose prediction covers [view 1; view 2]."""
+    from finetune.models.base import VERTEX_SCALE
+
+    B = batch["T_12"].shape[0]
+    v1, v2 = pred["vertices"][:B].float(), pred["vertices"][B:].float()
+    R = batch["R_12"].float()
+    con3d = (torch.einsum("bij,bvj->bvi", R, v1) - v2).abs().mean() / VERTEX_SCALE
+    T = batch["T_12"].float()
+    l1, l2 = pred["keypoints_2d"][:B].float(), pred["keypoints_2d"][B:].float()
+    mapped = torch.einsum("bij,bnj->bni", T[:, :2, :2], l1) + T[:, None, :2, 2]
+    con2d = (mapped - l2).abs().mean() * (2.0 / input_size)        # pixels -> normalised units
+    return {"con3d": con3d, "con2d": con2d}

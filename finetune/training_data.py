@@ -1,0 +1,144 @@
+"""Fine-tuning data: dataset specs -> a mixture with ratios -> augmented (paired) training samples.
+
+A dataset spec names a registered loader (finetune/datasets/registry.py), its root, its share of
+an epoch and the loader's own options:
+
+    {"name": "freihand", "root": "~/data/FreiHAND", "ratio": 1.0, "options": {"split": "training"}}
+    "complement:runs/demo/complement:0.5"          # the same as a string NAME:ROOT[:RATIO]
+
+`MixedTrainingSet` draws each epoch's samples with `finetune.mixture.MixtureSampler` (ratios as
+relative shares; "FreiHAND 1.0 + complement 0.5" is every FreiHAND sample once plus half as many
+complement samples) and augments them (finetune/augment.py); with `paired=True` every item is two
+augmentations of one sample with their relative transforms (MobRecon's consistency loss). Item i
+of epoch e is drawn from SeedSequence([seed, e, i]): reproducible whatever the worker layout, and
+the same after a resume.
+
+The topology guard (DESIGN.md): a sample's mesh supervises the model only when its `topology`
+equals the model's ('mano', or the hand model's template hash); otherwise `mesh_valid` is False
+and only its keypoints supervise. With `mismatch='error'` (the default) a dataset whose meshes
+have another topology is refused with an error that names both.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+# what the models' losses and evaluation read; the rest of a loader's sample stays behind
+KEYS = ("image", "K", "keypoints_2d", "keypoints_3d", "keypoints_3d_rel", "vertices_rel", "has_vertices",
+        "topology", "dataset", "sample_id")
+
+
+def parse_spec(spec) -> dict:
+    """A dataset spec (dict or 'NAME:ROOT[:RATIO]') as {'name', 'root', 'ratio', 'options'}."""
+    if isinstance(spec, str):
+        parts = spec.split(":")
+        if len(parts) < 2 or not parts[0] or not parts[1]:
+            raise ValueError(f"dataset spec {spec!r}: expected NAME:ROOT[:RATIO], e.g. freihand:~/data/FreiHAND:1.0")
+        ratio = 1.0
+        if len(parts) > 2:
+            try:
+                ratio = float(parts[2])
+            except ValueError:
+                raise ValueError(f"dataset spec {spec!r}: ratio {parts[2]!r} is not a number") from None
+        spec = {"name": parts[0], "root": parts[1], "ratio": ratio}
+    if not isinstance(spec, dict) or "name" not in spec or "root" not in spec:
+        raise ValueError(f"dataset spec {spec!r}: needs 'name' and 'root'")
+    unknown = sorted(set(spec) - {"name", "root", "ratio", "options"})
+    if unknown:
+        raise ValueError(f"dataset spec {spec}: unknown key(s) {unknown}; keys: name, root, ratio, options")
+    return {"name": str(spec["name"]), "root": str(Path(str(spec["root"])).expanduser()),
+            "ratio": float(spec.get("ratio", 1.0)), "options": dict(spec.get("options") or {})}
+
+
+def open_dataset(spec: dict, crop_size: int):
+    from finetune.datasets.registry import get
+
+    cls = get(spec["name"])
+    return cls(spec["root"], crop_size=int(crop_size), **spec["options"])
+
+
+def check_topology(datasets: dict, topology: str, mismatch: str = "error") -> dict:
+    """{dataset name: its mesh topology or None}; raises on a mesh of another topology when mismatch='error'."""
+    if mismatch not in ("error", "keypoints"):
+        raise ValueError(f"mismatch must be 'error' or 'keypoints', got {mismatch!r}")
+    found = {}
+    for name, ds in datasets.items():
+        if len(ds) == 0:
+            found[name] = None
+            continue
+        first = ds[0]
+        found[name] = str(first["topology"]) if bool(first["has_vertices"]) else None
+        if found[name] is not None and found[name] != topology and mismatch == "error":
+            raise ValueError(
+                f"dataset {name!r} has meshes of topology {found[name]!r} but the model's hand model has "
+                f"{topology!r}: one model's vertices cannot supervise another's mesh (vertex i is not the same "
+                f"point). Render the complement data with the model's hand model, build the model for this "
+                f"data's hand model, or set mismatch: keypoints to supervise only its keypoints.")
+    return found
+
+
+def training_sample(sample: dict, topology: str) -> dict:
+    """The keys the losses read, plus mesh_valid (mesh of the model's topology) and keypoints_2d_valid."""
+    out = {k: sample[k] for k in KEYS}
+    out["mesh_valid"] = bool(sample["has_vertices"]) and str(sample["topology"]) == topology
+    out["keypoints_2d_valid"] = sample["keypoints_3d"][:, 2] != 0      # unlabelled keypoints are zeros
+    return out
+
+
+class MixedTrainingSet(Dataset):
+    """Epoch-indexed mixture of named datasets, augmented (optionally in pairs); see the module doc."""
+
+    def __init__(self, datasets: dict, ratios: dict, topology: str, augment=None, paired: bool = False,
+                 seed: int = 0, epoch_size: int | None = None):
+        from finetune.mixture import MixtureDataset, MixtureSampler
+
+        self.mixture = MixtureDataset(datasets)
+        self.sampler = MixtureSampler(self.mixture, ratios, epoch_size=epoch_size, seed=seed)
+        self.topology, self.augment, self.paired, self.seed = topology, augment, bool(paired), int(seed)
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self.indices = self.sampler.epoch_indices(self.epoch)
+
+    def __len__(self) -> int:
+        return self.sampler.epoch_size
+
+    def __getitem__(self, i: int):
+        from finetune.augment import AugmentConfig, augment, paired_views
+
+        sample = self.mixture[int(self.indices[i])]
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, int(i)]))
+        config = self.augment if self.augment is not None else AugmentConfig.none()
+        if self.paired:
+            p = paired_views(sample, config, rng)
+            return {"view1": training_sample(p["view1"], self.topology),
+                    "view2": training_sample(p["view2"], self.topology), "T_12": p["T_12"], "R_12": p["R_12"]}
+        return training_sample(augment(sample, config, rng)[0] if self.augment is not None else sample,
+                               self.topology)
+
+
+class EvalSet(Dataset):
+    """A dataset's samples as training_sample dicts (no augmentation)."""
+
+    def __init__(self, dataset, topology: str):
+        self.dataset, self.topology = dataset, topology
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        return training_sample(self.dataset[i], self.topology)
+
+
+def concat_views(batch: dict) -> dict:
+    """A paired batch as one batch of 2B samples (view 1 first), for one forward pass."""
+    v1, v2 = batch["view1"], batch["view2"]
+    out = {}
+    for k, a in v1.items():
+        b = v2[k]
+        out[k] = torch.cat([a, b]) if isinstance(a, torch.Tensor) else list(a) + list(b)
+    return out
