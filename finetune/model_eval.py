@@ -10,7 +10,8 @@ and the ground truth. `evaluate_loader` adds the figures the trainer logs:
 | pa_mpvpe_mm | the same for the vertices (samples with meshes of the model's topology) |
 | mpjpe_mm | root-relative keypoint error, no alignment |
 | root_mm | error of the recovered root (camera-space wrist) |
-| cs_mpjpe_mm | camera-space keypoint error (recovered root + root-relative prediction) |
+| cs_mpjpe_mm | camera-space keypoint error (CJ of seed 002's Table 1; the model's root, or the recovered one) |
+| cs_mpvpe_mm | camera-space vertex error (CV of seed 002's Table 1) |
 | px_2d | mean 2D keypoint error in crop pixels |
 
 `write_prediction_files` writes pred_<split>.npz / gt_<split>.npz in the format of
@@ -69,6 +70,7 @@ def metrics_of(a: dict) -> dict:
         out["pa_mpvpe_mm"] = float(pa_errors(a["gt_verts_rel"][valid], a["pred_verts_rel"][valid]).mean() * mm)
         out["mpvpe_mm"] = float(np.linalg.norm(a["pred_verts_rel"][valid] - a["gt_verts_rel"][valid],
                                                axis=-1).mean() * mm)
+        out["cs_mpvpe_mm"] = float(np.linalg.norm(a["pred_verts"][valid] - a["gt_verts"][valid], axis=-1).mean() * mm)
     return out
 
 

@@ -127,6 +127,8 @@ def evaluate_freihand(xyz_gt, verts_gt, xyz_pred, verts_pred, mesh_is_mano=None)
     add_challenge_figures(res, raw, {"xyz": "xyz", "xyz_al": "xyz_al", "mesh": "mesh", "mesh_al": "mesh_al"})
     res.notes += ["FreiHAND eval.py: *_mean3d in cm (mean over keypoints of the per-keypoint mean EPE), AUC over "
                   "0-5 cm (100 thresholds), F-scores at 5 and 15 mm; 'al' = Procrustes-aligned (align_w_scale)",
+                  "camera-space figures of seed 002's Table 1: CJ = xyz_mean3d, CV = mesh_mean3d, PJ = "
+                  "xyz_al_mean3d, PV = mesh_al_mean3d",
                   mesh_note(raw["shape_is_mano"])]
     return res
 

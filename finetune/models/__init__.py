@@ -29,6 +29,8 @@ MODELS = {
     "mobrecon_resnet50": "finetune.models.mobrecon:mobrecon_resnet50",
     "mobrecon_mobilenet": "finetune.models.mobrecon:mobrecon_mobilenet",
     "cmr_baseline": "finetune.models.cmr:cmr_baseline",
+    "csr_resnet18": "finetune.models.csr:csr_resnet18",
+    "csr_resnet50": "finetune.models.csr:csr_resnet50",
 }
 
 MODEL_FORMAT = "hands-model/1"
