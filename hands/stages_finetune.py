@@ -34,9 +34,11 @@ def heldout_split(pose_ids: list, heldout) -> tuple:
 
 def finetune(ctx, *, model: str = "mobrecon_densestack", epochs: int = 10, batch_size: int = 8, lr: float = 1e-3,
              milestones: list | None = (), heldout_poses=(1400,), consistency: bool = True, augment: bool = True,
-             from_pretrained: bool = True, seed: int = 0, loader_workers: int = 0, folder: str = "finetune"):
-    """Fine-tune a reconstruction model on the rendered shards (held-out poses for evaluation); milestones []
-    keeps lr constant, null divides it by 10 at epochs x 1/4, 1/2, 3/4."""
+             from_pretrained: bool = True, extra_datasets: list = (), model_options: dict | None = None,
+             input_size: int = 128, seed: int = 0, loader_workers: int = 0, folder: str = "finetune"):
+    """Fine-tune a reconstruction model on the rendered shards (held-out poses for evaluation) mixed with
+    `extra_datasets` (NAME:ROOT[:RATIO] specs, e.g. freihand:~/data/FreiHAND:1.0); milestones [] keeps lr
+    constant, null divides it by 10 at epochs x 1/4, 1/2, 3/4."""
     import json
 
     from pretrain.trainer import TrainConfig, train
@@ -51,7 +53,9 @@ def finetune(ctx, *, model: str = "mobrecon_densestack", epochs: int = 10, batch
         milestones=None if milestones is None else list(milestones), seed=int(seed), num_workers=int(loader_workers),
         checkpoint_every=0, log_every=1, eval_every=-1,
         task_options={"model": model, "pretrained_encoder": str(encoder) if encoder else None,
-                      "datasets": [{"name": "complement", "root": str(data), "options": {"poses": train_ids}}],
+                      "model_options": dict(model_options or {}), "input_size": int(input_size),
+                      "datasets": [{"name": "complement", "root": str(data), "options": {"poses": train_ids}},
+                                   *extra_datasets],
                       "eval_datasets": {"heldout_poses": {"name": "complement", "root": str(data),
                                                           "options": {"poses": held}}},
                       "consistency": bool(consistency), "augment": bool(augment)})

@@ -29,6 +29,12 @@ MODELS = {
     "mobrecon_resnet50": "finetune.models.mobrecon:mobrecon_resnet50",
     "mobrecon_mobilenet": "finetune.models.mobrecon:mobrecon_mobilenet",
     "cmr_baseline": "finetune.models.cmr:cmr_baseline",
+    "sar_resnet18": "finetune.models.sar:sar_resnet18",
+    "sar_resnet34": "finetune.models.sar:sar_resnet34",
+    "sar_resnet50": "finetune.models.sar:sar_resnet50",
+    "smr_resnet18": "finetune.models.smr:smr_resnet18",
+    "smr_resnet34": "finetune.models.smr:smr_resnet34",
+    "smr_resnet50": "finetune.models.smr:smr_resnet50",
     "csr_resnet18": "finetune.models.csr:csr_resnet18",
     "csr_resnet50": "finetune.models.csr:csr_resnet50",
 }
