@@ -7,7 +7,7 @@ import numpy as np
 
 from synth.rig import RigConfig
 
-from . import stages_finetune, stages_pretrain
+from . import stages_finetune, stages_pretrain, stages_sima
 
 
 def hand_model(ctx, *, model: str = "openhand"):
@@ -187,4 +187,6 @@ STAGES = {
     "pretrain_preview": stages_pretrain.pretrain_preview,
     "finetune": stages_finetune.finetune,
     "evaluate": stages_finetune.evaluate,
+    "sima_mvr": stages_sima.sima_mvr,
+    "sima_svr": stages_sima.sima_svr,
 }

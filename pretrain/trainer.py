@@ -199,7 +199,7 @@ def build_task(config: TrainConfig) -> Task:
 
 # task name -> the module that registers it, imported on first use (fine-tuning lives a layer up, in
 # finetune; naming its module here keeps `pretrain` free of importing it until a config asks for it)
-TASK_MODULES = {"pose2d": "pretrain.task2d", "mesh": "finetune.task_mesh"}
+TASK_MODULES = {"pose2d": "pretrain.task2d", "mesh": "finetune.task_mesh", "sima": "finetune.task_sima"}
 
 
 class EpochBatchSampler(Sampler):

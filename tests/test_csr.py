@@ -16,8 +16,6 @@ from finetune.models.csr_graph import (ChebBlock, InceptionGraphBlock, Inception
                                        level_laplacian)
 from pretrain.complexity import count_complexity
 
-for _name in ("csr_resnet18", "csr_resnet50"):          # until finetune/models/__init__.py lists them
-    registry.MODELS.setdefault(_name, f"finetune.models.csr:{_name}")
 
 S = 128
 

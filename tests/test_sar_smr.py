@@ -13,10 +13,6 @@ from finetune.models.sar_head import (AdaptiveGraphConv, SARHead, area_resample,
                                       hand_mesh_adjacency, map_centres, pool_belief_maps, skeleton_adjacency)
 from pretrain.complexity import count_complexity
 
-NAMES = {f"{m}_{b}": f"finetune.models.{m}:{m}_{b}"
-         for m in ("sar", "smr") for b in ("resnet18", "resnet34", "resnet50")}
-for _name, _ref in NAMES.items():          # until finetune/models/__init__.py lists them
-    registry.MODELS.setdefault(_name, _ref)
 
 # small heads keep the CPU tests fast; the defaults are the paper's (S = 32, H = S^2, 8 maps, dropout 0.5)
 SAR_SMALL = {"heatmap_size": 8, "hidden": 64, "maps_per_keypoint": 4, "dropout": 0.0}

@@ -37,6 +37,8 @@ MODELS = {
     "smr_resnet50": "finetune.models.smr:smr_resnet50",
     "csr_resnet18": "finetune.models.csr:csr_resnet18",
     "csr_resnet50": "finetune.models.csr:csr_resnet50",
+    "sima_mvr": "finetune.models.sima:sima_mvr",
+    "sima_svr": "finetune.models.sima:sima_svr",
 }
 
 MODEL_FORMAT = "hands-model/1"

@@ -1,0 +1,365 @@
+"""The SiMA-Hand task of the shared trainer ("sima"): stage 'mvr' trains MVR-Hand on multi-view batches,
+stage 'svr' trains SVR-Hand on the same kind of batches, one view at a time, distilling (equation 12)
+from a frozen, trained MVR-Hand (`teacher`: a model file of `save_model`, e.g. OUT/model.pt of the
+'mvr' stage).
+
+task_options (DEFAULTS):
+- stage: 'mvr' | 'svr'; model_options: keywords of sima_mvr / sima_svr (encoder, orient_dim, ...);
+  pretrained_encoder: OUT/encoder.pt of `hands pretrain` (the paper pre-trains the encoder as MobRecon);
+- views: N views per hand (the paper uses all 8 of Dex-YCB / HanCo); for 'svr' with a teacher it must
+  be the teacher's num_views (taken from it when None);
+- datasets / eval_datasets: finetune/training_data.py specs of loaders with multi-view access:
+  'complement' (opened with multiview=N: N random views of a pose per item, redrawn every epoch) and
+  'hanco' (multiview=True: the 8 cameras of a frame; N of them drawn per item). Dex-YCB's loader
+  (finetune/datasets/dexycb.py) has no multi-view access, so it is refused with a clear error;
+- augment: per-view augmentation (finetune.augment, each view drawn independently; the canonical
+  targets come from the augmented keypoints, so rotations stay consistent);
+- weights: term -> weight (default 1; the paper's equation 11 is the plain sum);
+- beta, gamma: the weights of L_SE and L_OE (equation 12; the paper gives no values);
+  distill: False trains the same student without the distillation terms (the ablation baseline);
+- orientation_phase_epoch: the rotated-mesh / joint and rotation terms (mesh_r, joint_r, rot) have
+  weight 0 before this epoch (H2ONet's two-phase training: canonical shape and 2D first);
+  0 switches them on from the start.
+
+Evaluation (per split, every view of every item is a sample): finetune.model_eval's figures (PA-MPJPE,
+PA-MPVPE, MPJPE, root error after root recovery, 2D px) plus rot_deg, the geodesic error of the
+predicted orientation against the palm frame. MVR sees N views of a hand at once (N drawn from the
+item's views with a fixed seed); SVR one at a time, every view of the item (e.g. complement with
+options {multiview: 'all'}).
+Export: OUT/model.pt (finetune.models.load_model), OUT/sima_config.json, OUT/metrics.json.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pretrain.trainer import Task, register_task
+
+DEFAULTS = {
+    "stage": "mvr",
+    "model_options": {},
+    "pretrained_encoder": None,
+    "input_size": 128,
+    "views": None,                   # None: 8, or the teacher's num_views
+    "datasets": [],
+    "eval_datasets": {},
+    "epoch_size": None,
+    "augment": True,
+    "weights": {},
+    "teacher": None,                 # 'svr': model file of a trained sima_mvr
+    "distill": True,
+    "beta": 1.0,
+    "gamma": 1.0,
+    "orientation_phase_epoch": 0,
+    "mismatch": "error",
+}
+ORIENTATION_TERMS = ("mesh_r", "joint_r", "rot")
+MULTIVIEW_OPTION = {"complement": lambda n: n, "hanco": lambda n: True}
+
+
+def open_multiview(spec: dict, crop_size: int, views: int):
+    """A loader of `spec` whose items stack several views of one hand."""
+    from finetune.training_data import open_dataset
+
+    name = spec["name"]
+    if name not in MULTIVIEW_OPTION:
+        raise ValueError(f"sima: dataset {name!r} has no multi-view access here (multi-view loaders: "
+                         f"{', '.join(MULTIVIEW_OPTION)}; Dex-YCB's loader gives single views only)")
+    options = {"multiview": MULTIVIEW_OPTION[name](int(views)), **spec["options"]}
+    return open_dataset({**spec, "options": options}, crop_size)
+
+
+def unstack(item: dict, index: int) -> dict:
+    return {k: v[index] for k, v in item.items()}
+
+
+class MultiViewSet(Dataset):
+    """Items of N views of one hand as stacked training samples ((N, ...) tensors, per-view string lists).
+
+    Training: a mixture with ratios (finetune.mixture), each view augmented independently from
+    SeedSequence([seed, epoch, i, view]). Evaluation: one dataset, no augmentation."""
+
+    def __init__(self, datasets: dict, topology: str, views: int, ratios: dict | None = None, augment=None,
+                 seed: int = 0, epoch_size: int | None = None, on_epoch=None, train: bool = True):
+        from finetune.mixture import MixtureDataset, MixtureSampler
+
+        self.datasets = datasets
+        self.mixture = MixtureDataset(datasets)
+        self.train = bool(train)
+        self.sampler = MixtureSampler(self.mixture, ratios or {k: 1.0 for k in datasets}, epoch_size=epoch_size,
+                                      seed=seed) if self.train else None
+        self.topology, self.augment, self.seed = topology, augment, int(seed)
+        self.views = None if views is None else int(views)     # None: every view of an item
+        self.on_epoch = on_epoch
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        for ds in self.datasets.values():
+            if hasattr(ds, "set_epoch"):
+                ds.set_epoch(self.epoch)
+        if self.train:
+            self.indices = self.sampler.epoch_indices(self.epoch)
+        if self.on_epoch is not None:
+            self.on_epoch(self.epoch)
+
+    def __len__(self) -> int:
+        return self.sampler.epoch_size if self.train else len(self.mixture)
+
+    def __getitem__(self, i: int) -> dict:
+        from finetune.augment import augment
+        from finetune.datasets.hanco import stack_views
+        from finetune.training_data import training_sample
+
+        item = self.mixture[int(self.indices[i]) if self.train else int(i)]
+        n = len(item["image"])
+        views = n if self.views is None else self.views
+        if n < views:
+            raise ValueError(f"sima: an item has {n} views, fewer than views={views}")
+        chosen = np.arange(n)
+        if n > views:
+            rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, int(i), 7])
+            chosen = np.sort(rng.choice(n, views, replace=False))
+        out = []
+        for k in chosen:
+            s = unstack(item, int(k))
+            if self.train and self.augment is not None:
+                rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, int(i), int(k)]))
+                s = augment(s, self.augment, rng)[0]
+            out.append(training_sample(s, self.topology))
+        return stack_views(out)
+
+
+def collate(items: list) -> dict:
+    """(B, N, ...) tensors; string keys as lists of B lists of N."""
+    return {k: torch.stack([it[k] for it in items]) if isinstance(items[0][k], torch.Tensor)
+            else [it[k] for it in items] for k in items[0]}
+
+
+def flatten_views(batch: dict) -> dict:
+    """(B, N, ...) -> (B*N, ...), view-major within each hand; lists of lists -> one list."""
+    return {k: v.reshape(-1, *v.shape[2:]) if isinstance(v, torch.Tensor) else [x for row in v for x in row]
+            for k, v in batch.items()}
+
+
+def run_sima(model, batch: dict) -> dict:
+    """The model's per-view predictions (B*N, ...) of a multi-view batch: MVR all views at once, else one by one."""
+    from finetune.models.base import unwrap
+
+    inner = unwrap(model)
+    if hasattr(inner, "num_views"):
+        return model(batch["image"])
+    return model(batch["image"].reshape(-1, *batch["image"].shape[2:]))
+
+
+def rotation_error_deg(R_pred: torch.Tensor, R_gt: torch.Tensor) -> torch.Tensor:
+    cos = ((torch.matmul(R_gt.transpose(-1, -2), R_pred).diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2)
+    return torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
+
+
+@torch.no_grad()
+def predict_multiview(model, loader, device) -> dict:
+    """predict_loader's arrays (finetune.model_eval) for multi-view batches, plus 'rot_deg' per view."""
+    from finetune.models.root import camera_space
+    from finetune.models.sima import canonical_targets
+
+    parts: dict = {}
+    for batch in loader:
+        image = batch["image"].to(device)
+        pred = run_sima(model, {"image": image})
+        flat = flatten_views(batch)
+        K = flat["K"].to(device).float()
+        cam = camera_space(pred, K)
+        gt_root = flat["keypoints_3d"][:, :1].float()
+        rot = rotation_error_deg(pred["rotation"].float().cpu(), canonical_targets(flat)["R"])
+        arrays = {"pred_rel": pred["keypoints_3d"], "pred_verts_rel": pred["vertices"],
+                  "pred_uv": pred["keypoints_2d"], "pred_xyz": cam["keypoints_cam"],
+                  "pred_verts": cam["vertices_cam"], "gt_rel": flat["keypoints_3d_rel"], "gt_xyz": flat["keypoints_3d"],
+                  "gt_verts_rel": flat["vertices_rel"], "gt_verts": flat["vertices_rel"] + gt_root,
+                  "gt_uv": flat["keypoints_2d"], "K": flat["K"], "mesh_valid": flat["mesh_valid"],
+                  "uv_valid": flat["keypoints_2d_valid"], "rot_deg": rot}
+        for k, v in arrays.items():
+            parts.setdefault(k, []).append(v.detach().cpu().double().numpy())
+        parts.setdefault("ids", []).extend(f"{d}/{i}" for d, i in zip(flat["dataset"], flat["sample_id"]))
+    return {k: (np.concatenate(v) if k != "ids" else np.asarray(v)) for k, v in parts.items()}
+
+
+def evaluate_multiview(model, loader, device) -> tuple:
+    from finetune.model_eval import metrics_of
+
+    was_training = model.training
+    model.eval()
+    arrays = predict_multiview(model, loader, device)
+    model.train(was_training)
+    metrics = metrics_of(arrays)
+    metrics["rot_deg"] = float(arrays["rot_deg"].mean())
+    return metrics, arrays
+
+
+@register_task("sima")
+class SiMATask(Task):
+    """MVR-Hand / SVR-Hand training (task_options: see DEFAULTS and the module doc)."""
+
+    find_unused_parameters = True
+
+    def __init__(self, config):
+        super().__init__(config)
+        unknown = sorted(set(self.options) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(f"sima: unknown option(s) {unknown}; options: {sorted(DEFAULTS)}")
+        self.options = {**DEFAULTS, **self.options}
+        if self.options["stage"] not in ("mvr", "svr"):
+            raise ValueError(f"sima: stage must be 'mvr' or 'svr', got {self.options['stage']!r}")
+        from finetune.training_data import parse_spec
+
+        self.specs = [parse_spec(s) for s in self.options["datasets"]]
+        if not self.specs:
+            raise ValueError("sima: no training datasets (task_options['datasets'], e.g. ['complement:runs/x'])")
+        self.eval_specs = {k: parse_spec(v) for k, v in (self.options["eval_datasets"] or {}).items()}
+        self.teacher = None
+        if self.options["stage"] == "svr" and self.options["teacher"]:
+            from finetune.models import load_model
+
+            self.teacher = load_model(self.options["teacher"])
+            if getattr(self.teacher, "registry_name", None) != "sima_mvr":
+                raise ValueError(f"sima: teacher {self.options['teacher']} is a "
+                                 f"{getattr(self.teacher, 'registry_name', '?')}, not a sima_mvr model")
+            for p in self.teacher.parameters():
+                p.requires_grad_(False)
+            if self.options["views"] is None:
+                self.options["views"] = int(self.teacher.num_views)
+            elif int(self.options["views"]) != int(self.teacher.num_views):
+                raise ValueError(f"sima: views={self.options['views']} but the teacher fuses "
+                                 f"{self.teacher.num_views} views")
+        self.views = int(self.options["views"] or 8)
+        self.epoch = 0
+        self._topology = None
+
+    # -- model
+    def build_model(self):
+        from finetune.models import build_model
+
+        kw = {"input_size": int(self.options["input_size"]), **dict(self.options["model_options"])}
+        if self.options["stage"] == "mvr":
+            kw["num_views"] = self.views
+        if self.options["pretrained_encoder"]:
+            kw["pretrained_encoder"] = str(self.options["pretrained_encoder"])
+        model = build_model(f"sima_{self.options['stage']}", **kw)
+        self._topology = model.topology
+        return model
+
+    @property
+    def topology(self) -> str:
+        if self._topology is None:
+            from finetune.models.base import hand_model_topology
+            from synth.hand_model import HandModel
+
+            self._topology = hand_model_topology(HandModel(self.options["model_options"].get("hand_model", "openhand")))
+        return self._topology
+
+    # -- data
+    def _open(self, specs: list) -> dict:
+        out = {}
+        for spec in specs:
+            name = spec["name"] if spec["name"] not in out else f"{spec['name']}#{len(out)}"
+            out[name] = open_multiview(spec, int(self.options["input_size"]), self.views)
+        return out
+
+    def _set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def train_dataset(self):
+        from finetune.task_mesh import _augment_config
+        from finetune.training_data import check_topology
+
+        datasets = self._open(self.specs)
+        check_topology({k: _FirstView(v) for k, v in datasets.items()}, self.topology, self.options["mismatch"])
+        ratios = {name: spec["ratio"] for name, spec in zip(datasets, self.specs)}
+        return MultiViewSet(datasets, self.topology, self.views, ratios, _augment_config(self.options["augment"]),
+                            seed=int(self.config.seed), epoch_size=self.options["epoch_size"],
+                            on_epoch=self._set_epoch)
+
+    def eval_datasets(self) -> dict:
+        out = {}
+        for split, spec in self.eval_specs.items():
+            ds = open_multiview(spec, int(self.options["input_size"]), self.views)
+            # MVR fuses exactly N views; SVR is scored on every view of an item
+            views = self.views if self.options["stage"] == "mvr" else None
+            out[split] = MultiViewSet({split: ds}, self.topology, views, train=False)
+        return out
+
+    def collate(self, samples: list):
+        return collate(samples)
+
+    # -- loss
+    def weight(self, term: str) -> float:
+        if term in ORIENTATION_TERMS and self.epoch < int(self.options["orientation_phase_epoch"]):
+            return 0.0
+        if term == "se":
+            return float(self.options["beta"])
+        if term == "oe":
+            return float(self.options["gamma"])
+        return float(self.options["weights"].get(term, 1.0))
+
+    def loss(self, model, batch) -> tuple:
+        from finetune.models.base import unwrap
+        from finetune.models.sima import distillation_terms
+
+        pred = run_sima(model, batch)
+        terms = unwrap(model).loss_terms(pred, flatten_views(batch))
+        if self.teacher is not None and self.options["distill"]:
+            teacher = self.teacher.to(batch["image"].device).eval()
+            with torch.no_grad():
+                t = teacher(batch["image"])
+            terms.update(distillation_terms(pred, t, batch["image"].shape[1]))
+        loss = sum(self.weight(k) * v for k, v in terms.items())
+        return loss, {k: v.detach() for k, v in terms.items()}
+
+    def describe_batch(self, batch, indices) -> list:
+        if isinstance(batch, dict) and "sample_id" in batch:
+            return [f"{d[0]}/{'+'.join(map(str, s))}" for d, s in zip(batch["dataset"], batch["sample_id"])]
+        return super().describe_batch(batch, indices)
+
+    # -- evaluation and export
+    def evaluate(self, model, loaders: dict, device, final: bool = False) -> dict:
+        from finetune.model_eval import write_prediction_files
+
+        out = {}
+        for split, loader in loaders.items():
+            metrics, arrays = evaluate_multiview(model, loader, device)
+            out[split] = metrics
+            if final:
+                write_prediction_files(Path(self.config.out), split, arrays)
+        return out
+
+    def export(self, model, out: Path, metrics: dict, trainer) -> dict:
+        from finetune.models import save_model
+
+        out = Path(out)
+        files = {"model": save_model(out / "model.pt", model, step=int(trainer.step),
+                                     metrics=json.loads(json.dumps(metrics)))}
+        cfg = trainer.config.to_dict()
+        cfg["task_options"] = {**self.options, "views": self.views, "datasets": self.specs,
+                               "eval_datasets": self.eval_specs}
+        (out / "sima_config.json").write_text(json.dumps(cfg, indent=1, default=str))
+        (out / "metrics.json").write_text(json.dumps({"step": trainer.step, "splits": metrics,
+                                                      "history": trainer.history}, indent=1))
+        files.update(config=out / "sima_config.json", metrics=out / "metrics.json")
+        return files
+
+
+class _FirstView:
+    """A multi-view dataset seen through its items' first view (for check_topology)."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> dict:
+        return unstack(self.ds[i], 0)

@@ -1,0 +1,247 @@
+"""SiMA-Hand (seed 003): 6D rotations, the palm frame, the multi-view fusions, the orientation feature
+enhancement, the distillation terms, and MVR / SVR training through the shared trainer."""
+import numpy as np
+import pytest
+import torch
+
+import finetune.task_sima  # noqa: F401  (registers the "sima" task and, until the registry lists them, the models)
+from finetune.models import build_model, load_model, save_model
+from finetune.models.sima_fusion import (ImageFusion, JointFusion, OrientationEnhancement, VertexFusion,
+                                         matrix_to_rotation_6d, palm_frame, rotation_6d_to_matrix)
+
+S = 64
+
+
+def _random_rotations(n, seed=0):
+    from scipy.spatial.transform import Rotation
+
+    return torch.as_tensor(Rotation.random(n, random_state=seed).as_matrix(), dtype=torch.float64)
+
+
+def test_6d_round_trip_of_rotations():
+    R = _random_rotations(64)
+    assert torch.allclose(rotation_6d_to_matrix(matrix_to_rotation_6d(R)), R, atol=1e-12)
+
+
+def test_gram_schmidt_gives_proper_orthonormal_matrices_and_keeps_the_first_direction():
+    d6 = torch.randn(256, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 3
+    R = rotation_6d_to_matrix(d6)
+    eye = torch.eye(3, dtype=torch.float64).expand_as(R)
+    assert torch.allclose(R.transpose(-1, -2) @ R, eye, atol=1e-12)
+    assert torch.allclose(torch.linalg.det(R), torch.ones(256, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(R[..., 0], d6[:, :3] / d6[:, :3].norm(dim=-1, keepdim=True), atol=1e-12)
+    # the second column lies in the plane of the two 3-vectors, on a2's side
+    assert ((R[..., 1] * d6[:, 3:]).sum(-1) >= 0).all()
+
+
+def test_palm_frame_rotates_with_the_hand():
+    g = torch.Generator().manual_seed(1)
+    kp = torch.randn(8, 21, 3, dtype=torch.float64, generator=g) * 0.05
+    kp = kp - kp[:, :1]
+    Q = _random_rotations(8, seed=2)
+    R0, R1 = palm_frame(kp), palm_frame(torch.einsum("bij,bkj->bki", Q, kp))
+    assert torch.allclose(R1, Q @ R0, atol=1e-10)     # canonical coordinates R^T p do not change
+
+
+def _perm_views(x, perm):
+    return x[:, perm]
+
+
+def test_joint_and_vertex_fusions_are_invariant_to_view_permutations():
+    torch.manual_seed(0)
+    B, N = 2, 5
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    fj = torch.randn(B, N, 21, 16)
+    jf = JointFusion(16).double()
+    assert torch.allclose(jf(fj.double()), jf(_perm_views(fj, perm).double()), atol=1e-12)
+    fv = torch.randn(B, N, 49, 16, dtype=torch.float64)
+    for mode in VertexFusion.MODES:
+        vf = VertexFusion(mode)
+        assert torch.allclose(vf(fv), vf(_perm_views(fv, perm)), atol=1e-12), mode
+
+
+def test_vertex_fusion_of_identical_views_is_that_view_and_weights_views_by_agreement():
+    f = torch.randn(2, 1, 49, 8, dtype=torch.float64)
+    assert torch.allclose(VertexFusion("attention")(f.expand(-1, 4, -1, -1)), f[:, 0], atol=1e-12)
+    assert torch.allclose(VertexFusion("literal")(f), f[:, 0] * f[:, 0], atol=1e-12)   # eq. 3 as printed
+    # the fused feature is a per-channel convex combination of the views' features
+    fv = torch.randn(3, 4, 49, 8, dtype=torch.float64)
+    fused = VertexFusion("attention")(fv)
+    assert (fused <= fv.amax(1) + 1e-12).all() and (fused >= fv.amin(1) - 1e-12).all()
+
+
+def test_image_level_concat_fusion_is_order_dependent_but_equivariant_to_rolling_the_views():
+    torch.manual_seed(0)
+    fusion = ImageFusion(8, 4, 6).double()
+    f = torch.randn(2, 4, 8, dtype=torch.float64)
+    out = fusion(f)
+    swapped = fusion(f[:, [0, 2, 1, 3]])
+    # Cat[.] is ordered (eq. 1): swapping two non-target views changes the target view's fused feature
+    assert not torch.allclose(out[:, 0], swapped[:, 0], atol=1e-6)
+    # the per-target-view rolling makes a cyclic shift of the views shift the outputs the same way
+    assert torch.allclose(fusion(torch.roll(f, 1, dims=1)), torch.roll(out, 1, dims=1), atol=1e-12)
+
+
+def test_orientation_enhancement_follows_equation_5():
+    from finetune.models.sima_fusion import attention
+
+    g = torch.Generator().manual_seed(0)
+    fj, fo = torch.randn(2, 21, 8, generator=g, dtype=torch.float64), torch.randn(2, 4, 8, generator=g,
+                                                                                 dtype=torch.float64)
+    out = OrientationEnhancement()(fj, fo)
+    hj = torch.softmax(fj @ fj.transpose(1, 2) / np.sqrt(8), -1) @ fj
+    ho = torch.softmax(fo @ fo.transpose(1, 2) / np.sqrt(8), -1) @ fo
+    assert out.shape == (2, 21, 8)
+    assert torch.allclose(out, torch.softmax(hj @ ho.transpose(1, 2) / np.sqrt(8), -1) @ ho, atol=1e-12)
+    assert torch.allclose(attention(fj, fj, fj), hj)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    torch.manual_seed(0)
+    mvr = build_model("sima_mvr", input_size=S, num_views=3, orient_dim=16).eval()
+    svr = build_model("sima_svr", input_size=S, orient_dim=16).eval()
+    return mvr, svr
+
+
+def test_distillation_terms_vanish_when_the_student_has_the_teachers_features(pair):
+    from finetune.models.sima import distillation_terms
+
+    mvr, svr = pair
+    with torch.no_grad():
+        t = mvr(torch.rand(2, 3, 3, S, S))
+        student = {"f_v": t["f_v"].repeat_interleave(3, dim=0).clone(), "f_o": t["f_o"].clone()}
+        terms = distillation_terms(student, t, 3)
+        assert float(terms["se"]) == 0.0 and float(terms["oe"]) == 0.0
+        s = svr(torch.rand(6, 3, S, S))
+        moved = distillation_terms(s, t, 3)
+    assert float(moved["se"]) > 0 and float(moved["oe"]) > 0
+    assert s["f_v"].shape == student["f_v"].shape and s["f_o"].shape == student["f_o"].shape
+
+
+def test_output_contract_single_and_multi_view(pair, tmp_path):
+    mvr, svr = pair
+    x = torch.rand(2, 3, 3, S, S)
+    with torch.no_grad():
+        multi = mvr(x)
+        one = mvr(x[:, 0])
+        same = mvr(x[:, :1].expand(-1, 3, -1, -1, -1))
+    assert multi["vertices"].shape == (6, 778, 3) and multi["keypoints_2d"].shape == (6, 21, 2)
+    assert one["vertices"].shape == (2, 778, 3) and one["keypoints_3d"].shape == (2, 21, 3)
+    assert torch.allclose(one["vertices"], same["vertices"][::3], atol=1e-6)   # a 4-D input fills the N slots
+    assert torch.allclose(one["keypoints_3d"][:, 0], torch.zeros(2, 3), atol=1e-7)
+    R = one["rotation"]
+    assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3).expand_as(R), atol=1e-5)
+    # a multi-view hand has one canonical mesh, rotated per view
+    canon = multi["canonical_vertices"].view(2, 3, 778, 3)
+    assert torch.allclose(canon[:, 0], canon[:, 2])
+    for m in (mvr, svr):
+        again = load_model(save_model(tmp_path / f"{m.registry_name}.pt", m))
+        with torch.no_grad():
+            assert torch.allclose(again(x[:, 0])["vertices"], m(x[:, 0])["vertices"], atol=1e-6)
+
+
+def test_canonical_targets_undo_the_palm_rotation():
+    from finetune.models.sima import canonical_targets
+
+    g = torch.Generator().manual_seed(3)
+    kp = torch.randn(4, 21, 3, generator=g) * 0.05
+    kp = kp - kp[:, :1]
+    verts = torch.randn(4, 778, 3, generator=g) * 0.05
+    Q = _random_rotations(4, seed=5).float()
+    batch = {"keypoints_3d_rel": kp, "vertices_rel": verts, "keypoints_3d": kp + torch.tensor([0, 0, 0.5])}
+    rot = {"keypoints_3d_rel": torch.einsum("bij,bkj->bki", Q, kp), "vertices_rel": torch.einsum("bij,bkj->bki", Q, verts),
+           "keypoints_3d": torch.einsum("bij,bkj->bki", Q, kp) + torch.tensor([0, 0, 0.5])}
+    a, b = canonical_targets(batch), canonical_targets(rot)
+    assert torch.allclose(a["vertices"], b["vertices"], atol=1e-5)
+    assert torch.allclose(torch.einsum("bij,bvj->bvi", a["R"], a["vertices"]), verts, atol=1e-5)
+
+
+def _config(out, data, stage, steps, views=3, **opts):
+    from pretrain.trainer import TrainConfig
+
+    options = {"stage": stage, "views": views, "input_size": S, "augment": False,
+               "datasets": [{"name": "complement", "root": str(data)}],
+               "eval_datasets": {"train": {"name": "complement", "root": str(data)}},
+               "model_options": {"orient_dim": 16}, **opts}
+    return TrainConfig(task="sima", out=str(out), epochs=steps, batch_size=3, lr=1e-3, milestones=[], num_workers=0,
+                       checkpoint_every=0, log_every=5, eval_every=-1, progress=False, task_options=options)
+
+
+def _train_term(out, tag):
+    import csv
+
+    with open(out / "scalars.csv") as f:
+        return [float(r["value"]) for r in csv.DictReader(f) if r["tag"] == f"train/{tag}"]
+
+
+@pytest.mark.slow
+def test_mvr_then_svr_with_distillation_overfit_rendered_samples(rendered_set, tmp_path):
+    """3 poses x 3 views of Blender renders at 64 px. MVR-Hand: 100 steps; SVR-Hand from
+    it with L_SE and L_OE: 30 steps. Errors must fall well below their start, the distillation terms too."""
+    from finetune.task_sima import evaluate_multiview
+    from pretrain.trainer import Trainer
+
+    torch.set_num_threads(1)
+    mvr_out = tmp_path / "mvr"
+    trainer = Trainer(_config(mvr_out, rendered_set, "mvr", 100, orientation_phase_epoch=10))
+    loader = trainer.eval_loaders(final=True)["train"]
+    before = evaluate_multiview(trainer.model, loader, trainer.device)[0]
+    result = trainer.fit()
+    after = result.metrics["train"]
+    print("MVR before", before, "after", after)
+    assert after["pa_mpjpe_mm"] < 0.7 * before["pa_mpjpe_mm"], (before, after)
+    assert after["px_2d"] < 0.8 * before["px_2d"], (before, after)
+    rot = _train_term(mvr_out, "rot")
+    assert rot and rot[-1] < rot[0], rot
+
+    svr_out = tmp_path / "svr"
+    every_view = {"train": {"name": "complement", "root": str(rendered_set), "options": {"multiview": "all"}}}
+    trainer = Trainer(_config(svr_out, rendered_set, "svr", 30, views=None, teacher=str(result.files["model"]),
+                              eval_datasets=every_view))
+    loader = trainer.eval_loaders(final=True)["train"]
+    before = evaluate_multiview(trainer.model, loader, trainer.device)[0]
+    after = trainer.fit().metrics["train"]
+    se, oe = _train_term(svr_out, "se"), _train_term(svr_out, "oe")
+    print("SVR before", before, "after", after, "se", se, "oe", oe)
+    assert before["samples"] == 18       # SVR is scored on every view of every pose
+    assert after["pa_mpjpe_mm"] < 0.8 * before["pa_mpjpe_mm"], (before, after)
+    assert se[-1] < se[0] and oe[-1] < oe[0], (se, oe)
+
+
+def test_orientation_terms_wait_for_their_phase_and_single_view_loaders_are_refused():
+    from finetune.task_sima import SiMATask, open_multiview
+    from finetune.training_data import parse_spec
+    from pretrain.trainer import TrainConfig
+
+    task = SiMATask(TrainConfig(task="sima", task_options={"datasets": ["complement:/nowhere"], "beta": 0.5,
+                                                           "gamma": 2.0, "orientation_phase_epoch": 3}))
+    task._set_epoch(2)
+    assert [task.weight(k) for k in ("rot", "mesh_r", "joint_r", "mesh_c", "pose2d", "se", "oe")] == \
+        [0.0, 0.0, 0.0, 1.0, 1.0, 0.5, 2.0]
+    task._set_epoch(3)
+    assert task.weight("rot") == 1.0 and task.weight("mesh_r") == 1.0
+    with pytest.raises(ValueError, match="multi-view"):
+        open_multiview(parse_spec("dexycb:/nowhere"), S, 3)
+
+
+def test_hanco_multiview_items_share_one_canonical_hand(hand_model, tmp_path):
+    """HanCo's 8 cameras of one frame through MultiViewSet: N views drawn per item, and the palm-frame
+    canonical keypoints (the shape branch's target) agree across the views."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixtures_more_benchmarks import write_hanco
+
+    from finetune.models.sima import canonical_targets
+    from finetune.task_sima import MultiViewSet, collate, flatten_views, open_multiview
+    from finetune.training_data import parse_spec
+
+    write_hanco(tmp_path, hand_model)
+    ds = open_multiview(parse_spec(f"hanco:{tmp_path}"), S, 4)
+    mv = MultiViewSet({"hanco": ds}, "any", 4, augment=None, seed=0)
+    batch = collate([mv[0], mv[1]])
+    assert batch["image"].shape == (2, 4, 3, S, S) and len(batch["sample_id"][0]) == 4
+    canon = canonical_targets(flatten_views(batch))["keypoints"].view(2, 4, 21, 3)
+    assert (canon - canon[:, :1]).abs().max() < 1e-4
