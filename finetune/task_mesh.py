@@ -168,31 +168,44 @@ class MeshTask(Task):
 
     # -- evaluation
     def evaluate(self, model, loaders: dict, device, final: bool = False) -> dict:
-        from finetune.model_eval import evaluate_loader, write_prediction_files
+        from finetune.model_eval import evaluate_loader
 
-        out = {}
-        for split, loader in loaders.items():
-            metrics, arrays = evaluate_loader(model, loader, device)
-            out[split] = metrics
-            if final:
-                write_prediction_files(Path(self.config.out), split, arrays)
-        return out
+        return evaluate_splits(evaluate_loader, model, loaders, device, Path(self.config.out) if final else None)
 
     def export(self, model, out: Path, metrics: dict, trainer) -> dict:
-        from finetune.models import save_model
+        options = {**self.options, "datasets": self.specs, "eval_datasets": self.eval_specs}
+        return write_run_outputs(model, out, metrics, trainer, options, "finetune_config.json")
 
-        out = Path(out)
-        files = {"model": save_model(out / "model.pt", model, step=int(trainer.step),
-                                     metrics=json.loads(json.dumps(metrics)))}
-        cfg = trainer.config.to_dict()
-        cfg["task_options"] = {**self.options, "datasets": self.specs, "eval_datasets": self.eval_specs}
-        cfg.update(milestones_resolved=trainer.milestones, steps_per_epoch=trainer.steps_per_epoch,
-                   total_steps=trainer.total_steps)
-        (out / "finetune_config.json").write_text(json.dumps(cfg, indent=1, default=str))
-        (out / "metrics.json").write_text(json.dumps({"step": trainer.step, "splits": metrics,
-                                                      "history": trainer.history}, indent=1))
-        files.update(config=out / "finetune_config.json", metrics=out / "metrics.json")
-        return files
+
+def evaluate_splits(evaluator, model, loaders: dict, device, prediction_dir: Path | None = None) -> dict:
+    """{split: metrics} of `evaluator(model, loader, device) -> (metrics, arrays)`; with prediction_dir
+    (the final evaluation) also the pred_/gt_<split>.npz files `hands evaluate` reads."""
+    from finetune.model_eval import write_prediction_files
+
+    out = {}
+    for split, loader in loaders.items():
+        out[split], arrays = evaluator(model, loader, device)
+        if prediction_dir is not None:
+            write_prediction_files(prediction_dir, split, arrays)
+    return out
+
+
+def write_run_outputs(model, out: Path, metrics: dict, trainer, task_options: dict, config_name: str) -> dict:
+    """OUT/model.pt, OUT/<config_name> (the run's settings, task options resolved) and OUT/metrics.json."""
+    from finetune.models import save_model
+
+    out = Path(out)
+    files = {"model": save_model(out / "model.pt", model, step=int(trainer.step),
+                                 metrics=json.loads(json.dumps(metrics)))}
+    cfg = trainer.config.to_dict()
+    cfg["task_options"] = task_options
+    cfg.update(milestones_resolved=trainer.milestones, steps_per_epoch=trainer.steps_per_epoch,
+               total_steps=trainer.total_steps)
+    (out / config_name).write_text(json.dumps(cfg, indent=1, default=str))
+    (out / "metrics.json").write_text(json.dumps({"step": trainer.step, "splits": metrics,
+                                                  "history": trainer.history}, indent=1))
+    files.update(config=out / config_name, metrics=out / "metrics.json")
+    return files
 
 
 def consistency_terms(pred: dict, batch: dict, input_size: int) -> dict:

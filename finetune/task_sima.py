@@ -30,7 +30,6 @@ Export: OUT/model.pt (finetune.models.load_model), OUT/sima_config.json, OUT/met
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -326,30 +325,15 @@ class SiMATask(Task):
 
     # -- evaluation and export
     def evaluate(self, model, loaders: dict, device, final: bool = False) -> dict:
-        from finetune.model_eval import write_prediction_files
+        from finetune.task_mesh import evaluate_splits
 
-        out = {}
-        for split, loader in loaders.items():
-            metrics, arrays = evaluate_multiview(model, loader, device)
-            out[split] = metrics
-            if final:
-                write_prediction_files(Path(self.config.out), split, arrays)
-        return out
+        return evaluate_splits(evaluate_multiview, model, loaders, device, Path(self.config.out) if final else None)
 
     def export(self, model, out: Path, metrics: dict, trainer) -> dict:
-        from finetune.models import save_model
+        from finetune.task_mesh import write_run_outputs
 
-        out = Path(out)
-        files = {"model": save_model(out / "model.pt", model, step=int(trainer.step),
-                                     metrics=json.loads(json.dumps(metrics)))}
-        cfg = trainer.config.to_dict()
-        cfg["task_options"] = {**self.options, "views": self.views, "datasets": self.specs,
-                               "eval_datasets": self.eval_specs}
-        (out / "sima_config.json").write_text(json.dumps(cfg, indent=1, default=str))
-        (out / "metrics.json").write_text(json.dumps({"step": trainer.step, "splits": metrics,
-                                                      "history": trainer.history}, indent=1))
-        files.update(config=out / "sima_config.json", metrics=out / "metrics.json")
-        return files
+        options = {**self.options, "views": self.views, "datasets": self.specs, "eval_datasets": self.eval_specs}
+        return write_run_outputs(model, out, metrics, trainer, options, "sima_config.json")
 
 
 class _FirstView:
