@@ -10,8 +10,9 @@ task_options (DEFAULTS):
   be the teacher's num_views (taken from it when None);
 - datasets / eval_datasets: finetune/training_data.py specs of loaders with multi-view access:
   'complement' (opened with multiview=N: N random views of a pose per item, redrawn every epoch) and
-  'hanco' (multiview=True: the 8 cameras of a frame; N of them drawn per item). Dex-YCB's loader
-  (finetune/datasets/dexycb.py) has no multi-view access, so it is refused with a clear error;
+  'hanco' and 'dexycb' (multiview=True: the cameras of a frame, 8 in both; N of them drawn per item;
+  a Dex-YCB setup with fewer cameras than N, e.g. s2, is refused when opened); single-view loaders
+  are refused with a clear error;
 - augment: per-view augmentation (finetune.augment, each view drawn independently; the canonical
   targets come from the augmented keypoints, so rotations stay consistent);
 - weights: term -> weight (default 1; the paper's equation 11 is the plain sum);
@@ -57,7 +58,7 @@ DEFAULTS = {
     "mismatch": "error",
 }
 ORIENTATION_TERMS = ("mesh_r", "joint_r", "rot")
-MULTIVIEW_OPTION = {"complement": lambda n: n, "hanco": lambda n: True}
+MULTIVIEW_OPTION = {"complement": lambda n: n, "hanco": lambda n: True, "dexycb": lambda n: True}
 
 
 def open_multiview(spec: dict, crop_size: int, views: int):
@@ -67,9 +68,14 @@ def open_multiview(spec: dict, crop_size: int, views: int):
     name = spec["name"]
     if name not in MULTIVIEW_OPTION:
         raise ValueError(f"sima: dataset {name!r} has no multi-view access here (multi-view loaders: "
-                         f"{', '.join(MULTIVIEW_OPTION)}; Dex-YCB's loader gives single views only)")
+                         f"{', '.join(MULTIVIEW_OPTION)})")
     options = {"multiview": MULTIVIEW_OPTION[name](int(views)), **spec["options"]}
-    return open_dataset({**spec, "options": options}, crop_size)
+    ds = open_dataset({**spec, "options": options}, crop_size)
+    fewest = getattr(ds, "min_views", None)
+    if fewest is not None and len(ds) and fewest < int(views):
+        raise ValueError(f"sima: {name} at {spec['root']} (options {spec['options']}) has items with only "
+                         f"{fewest} views, fewer than views={views}")
+    return ds
 
 
 def unstack(item: dict, index: int) -> dict:

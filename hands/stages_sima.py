@@ -2,7 +2,8 @@
 
 `sima_mvr` trains MVR-Hand on multi-view items of the `render` stage's shards (N views of a pose per
 item, redrawn every epoch), plus any multi-view benchmark given in `extra_datasets` (e.g.
-`{name: hanco, root: ~/data/HanCo, ratio: 1.0}`), holding out some poses for evaluation; it gives
+`{name: hanco, root: ~/data/HanCo, ratio: 1.0}` or `{name: dexycb, root: ~/data/dex-ycb, options:
+{setup: s0, hand_model: mano}}`), holding out some poses for evaluation; it gives
 `sima_mvr_model` and `sima_mvr_run`. `sima_svr` trains SVR-Hand on the same data one view at a time,
 distilling from that frozen MVR-Hand (L_SE, L_OE with weights beta, gamma; `distill: false` is the
 ablation), and gives `sima_svr_model` and `sima_svr_run`. The orientation terms start at

@@ -244,15 +244,75 @@ def random_pca_basis(rng) -> tuple:
     return q, rng.normal(0, 0.2, 45)
 
 
+DEX_MASTER = 2                     # the toolkit's master camera is 840412060917
+DEX_EXTRINSICS = "20200702_151821"
+DEX_TARGET = np.array([0.0, 0.0, 0.58])   # the point every camera looks at (master frame, metres)
+
+
+def dex_cameras(rng) -> dict:
+    """serial -> master->camera (R, t): the master is the world frame; the others sit 0.5-0.65 m from
+    DEX_TARGET in a ring 10-35 degrees off the master's axis, looking at it."""
+    cams = {}
+    for i, serial in enumerate(DEX_SERIALS):
+        if i == DEX_MASTER:
+            cams[serial] = (np.eye(3), np.zeros(3))
+            continue
+        azimuth, tilt = i * np.pi / 4 + rng.normal(0, 0.1), rng.uniform(0.17, 0.6)
+        direction = np.array([np.sin(tilt) * np.cos(azimuth), np.sin(tilt) * np.sin(azimuth), -np.cos(tilt)])
+        eye = DEX_TARGET + direction * rng.uniform(0.5, 0.65)
+        cams[serial] = look_at(eye, DEX_TARGET + rng.normal(0, 0.01, 3), [0.0, -1.0, 0.0])
+    return cams
+
+
+def write_dex_extrinsics(root, cams: dict) -> None:
+    """calibration/extrinsics_<name>/extrinsics.yml as the toolkit reads it: per serial a row-major 3x4
+    [R | t] taking points of that camera's colour frame into the master camera's frame."""
+    import yaml
+
+    extr = {}
+    for serial, (R, t) in cams.items():
+        extr[serial] = [float(v) for v in np.hstack([R.T, (-R.T @ t)[:, None]]).reshape(-1)]
+    extr["apriltag"] = [1.0, 0, 0, -0.3, 0, 0, 1.0, 0.2, 0, -1.0, 0, 0.9]
+    path = root / "calibration" / f"extrinsics_{DEX_EXTRINSICS}" / "extrinsics.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"extrinsics": extr, "master": DEX_SERIALS[DEX_MASTER]}))
+
+
+def dex_view(hm, hand: dict, world_kps, world_verts, R, t, left: bool, mean, comps_inv) -> dict:
+    """One camera's label of one world hand. For a left hand, `hand` / world_* are its mirror image (a
+    right hand) and (R, t) the real camera; the camera that sees the mirror image is (M R M, M t).
+    Returns the label arrays and the right-hand truth in that (mirrored) camera."""
+    if left:
+        M = np.diag(MIRROR)
+        R, t = M @ R @ M, M @ t
+    pose = np.concatenate([rotvec(R @ rotation(hand["pose"][:3])), hand["pose"][3:]])
+    with torch.no_grad():
+        v0, k0 = (x[0].double().numpy() for x in hm(torch.as_tensor(pose[None]), torch.as_tensor(hand["betas"][None])))
+    trans = R @ world_verts[0] + t - v0[0]          # MANO rotates about a pose-independent point
+    verts, kps = v0 + trans, k0 + trans
+    assert np.allclose(world_verts @ R.T + t, verts, atol=1e-6) and np.allclose(world_kps @ R.T + t, kps, atol=1e-6)
+    coeffs = (hand["pose"][3:] - mean) @ comps_inv
+    if left:   # the left hand's label is the mirror image; its PCA basis and mean are mirrored too
+        label_pose = np.concatenate([pose[:3] * [1, -1, -1], coeffs, trans * MIRROR])
+        label_kps = kps * MIRROR
+    else:
+        label_pose, label_kps = np.concatenate([pose[:3], coeffs, trans]), kps
+    return {"pose_m": label_pose[None], "joint_3d": label_kps[None], "truth": {
+        "keypoints_3d": kps, "vertices": verts, "mano_pose": pose, "R": R, "t": t, "xyz_world": world_kps}}
+
+
 def write_dexycb(root, hm, seed: int = 0, subjects=(0, 6), filled=None, frames: int = 2, serials=tuple(range(8)),
                  pca=None) -> dict:
     """The toolkit's layout for `subjects` (indices into the toolkit's list), 100 sequence folders each.
 
     filled: {sequence position: side} gets `frames` frames (frame 1 of every filled sequence has no hand:
-    joint_3d = -1); the other sequences have num_frames 0. Only the serials in `serials` get image and
-    label files (all 8 by default, as the toolkit expects). `pca`: (components, mean) of the right
-    hand's PCA; the left hand's are the mirrored ones (identity / zeros by default).
-    truth[sample id] = keypoints_3d, vertices, mano_pose (flat, mirrored for left hands), betas, K."""
+    joint_3d = -1); the other sequences have num_frames 0. Every frame holds one hand in the master
+    camera's frame, seen by all 8 calibrated cameras (dex_cameras; labels per camera in its own frame,
+    as the release). Only the serials in `serials` get image and label files (all 8 by default, as the
+    toolkit expects). `pca`: (components, mean) of the right hand's PCA; the left hand's are the mirrored
+    ones (identity / zeros by default).
+    truth[sample id] = keypoints_3d, vertices, mano_pose (flat, mirrored for left hands), betas, K, and
+    R, t (world -> that camera, mirrored for left hands) with xyz_world (the right-hand world keypoints)."""
     import yaml
 
     root = Path(root)
@@ -273,6 +333,8 @@ def write_dexycb(root, hm, seed: int = 0, subjects=(0, 6), filled=None, frames: 
             "color": {"fx": float(Ks[serial][0, 0]), "fy": float(Ks[serial][1, 1]),
                       "ppx": float(Ks[serial][0, 2]), "ppy": float(Ks[serial][1, 2])},
             "depth": {"fx": 385.0, "fy": 385.0, "ppx": 320.0, "ppy": 240.0}}))
+    cams = dex_cameras(rng)
+    write_dex_extrinsics(root, cams)
     for si in subjects:
         subject = DEX_SUBJECTS[si]
         for side in ("right", "left"):
@@ -290,14 +352,19 @@ def write_dexycb(root, hm, seed: int = 0, subjects=(0, 6), filled=None, frames: 
             (d / "meta.yml").write_text(yaml.safe_dump({
                 "serials": list(DEX_SERIALS), "num_frames": n, "ycb_ids": [1 + pos // 5, 21],
                 "ycb_grasp_ind": 0, "mano_sides": [side], "mano_calib": [calib],
-                "extrinsics": "20200702_151821"}))
+                "extrinsics": DEX_EXTRINSICS}))
             if n == 0:
                 continue
             betas = np.array(yaml.safe_load((root / "calibration" / f"mano_{calib}" / "mano.yml").read_text())["betas"])
-            for ci in serials:
-                serial = DEX_SERIALS[ci]
-                K = Ks[serial]
-                for f in range(n):
+            for f in range(n):
+                hand = random_hand(hm, rng, finger_sd=0.12, betas=betas)   # right hand; mirrored for a left one
+                shift = DEX_TARGET + rng.normal(0, 0.015, 3) - hand["kps"].mean(axis=0)
+                if side == "left":   # the PCA of the mirrored basis gives back the mirrored pose
+                    coeffs = (hand["pose"][3:] - mean) @ comps_inv
+                    assert np.allclose((mean * flip) + coeffs @ (comps * flip), hand["pose"][3:] * flip)
+                for ci in serials:
+                    serial = DEX_SERIALS[ci]
+                    K = Ks[serial]
                     label = {"seg": np.zeros((480, 640), np.uint8), "pose_y": np.zeros((2, 3, 4), np.float32)}
                     if f == 1:   # no hand in this frame
                         label.update(pose_m=np.zeros((1, 51), np.float32),
@@ -305,31 +372,19 @@ def write_dexycb(root, hm, seed: int = 0, subjects=(0, 6), filled=None, frames: 
                                      joint_2d=-np.ones((1, 21, 2), np.float32))
                         image = dot_image(np.zeros((0, 2)), (640, 480), 4)
                     else:
-                        hand = random_hand(hm, rng, finger_sd=0.12, betas=betas)
-                        hand_pose = hand["pose"][3:]
-                        v, k = hand["verts"], hand["kps"]
-                        trans = place(k * (MIRROR if side == "left" else 1), K, (640, 480), rng, (0.5, 0.65))
-                        coeffs = (hand_pose - mean) @ comps_inv
-                        if side == "right":
-                            g = hand["pose"][:3]
-                            kps, verts = k + trans, v + trans
-                        else:   # the left hand is the mirror image; its PCA basis and mean are mirrored too
-                            g = hand["pose"][:3] * [1, -1, -1]
-                            kps, verts = k * MIRROR + trans, v * MIRROR + trans
-                            assert np.allclose((mean * flip) + coeffs @ (comps * flip), hand_pose * flip)
-                        pose_m = np.concatenate([g, coeffs, trans])[None]
+                        view = dex_view(hm, hand, hand["kps"] + shift, hand["verts"] + shift, *cams[serial],
+                                        side == "left", mean, comps_inv)
+                        uv = project(view["joint_3d"][0], K)
+                        assert np.all(uv > 12) and np.all(uv < np.array([640, 480]) - 13), "camera misses the hand"
                         # joint_3d / pose_m are float32 in the release; store float64 here so that the
                         # expected values are exact (the loader reads either)
-                        label.update(pose_m=pose_m, joint_3d=kps[None], joint_2d=project(kps, K)[None])
-                        image = dot_image(project(kps, K), (640, 480), 4)
+                        label.update(pose_m=view["pose_m"], joint_3d=view["joint_3d"], joint_2d=uv[None])
+                        image = dot_image(uv, (640, 480), 4)
                         Km = K.copy()
                         if side == "left":
                             Km[0, 2] = 639 - K[0, 2]
-                        sid = f"{subject}/{seq}/{serial}/{f:06d}"
-                        truth[sid] = {"keypoints_3d": kps * (MIRROR if side == "left" else 1),
-                                      "vertices": verts * (MIRROR if side == "left" else 1),
-                                      "mano_pose": hand["pose"], "betas": betas, "K": Km, "side": side,
-                                      "dot_radius": 4.0}
+                        truth[f"{subject}/{seq}/{serial}/{f:06d}"] = {
+                            **view["truth"], "betas": betas, "K": Km, "side": side, "dot_radius": 4.0}
                     (d / serial).mkdir(exist_ok=True)
                     np.savez_compressed(d / serial / f"labels_{f:06d}.npz", **label)
                     save_jpg(d / serial / f"color_{f:06d}.jpg", image)

@@ -309,6 +309,60 @@ def test_dexycb_errors_name_the_file(dex, tmp_path):
         read_meta_of(meta)
 
 
+def test_dexycb_multiview_items_are_one_hand_seen_by_every_camera(dex):
+    """multiview=True: an item is one (sequence, frame) with its 8 cameras; each view's extras map its
+    keypoints back to the one world skeleton the fixture posed (left hands: a mirrored world)."""
+    root, truth, hm = dex
+    ds = DexYCBDataset(root, setup="s1", split="val", hand_model=hm, crop_size=96, multiview=True)
+    assert len(ds) == 3 and ds.min_views == 8          # 3 filled sequences x 1 annotated frame
+    sides = set()
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["image"].shape == (8, 3, 96, 96) and item["camera"].tolist() == list(range(8))
+        ids = item["sample_id"]
+        assert {(x.rsplit("/", 2)[0], x.rsplit("/", 1)[1]) for x in ids} == {(ids[0].rsplit("/", 2)[0],
+                                                                             ids[0].rsplit("/", 1)[1])}
+        assert [x.split("/")[2] for x in ids] == DEX_SERIALS
+        world = []
+        for v, sid in enumerate(ids):
+            t = truth[sid]
+            R, tr = item["R"][v].double().numpy(), item["t"][v].double().numpy()
+            np.testing.assert_allclose(R, t["R"], atol=1e-6)
+            np.testing.assert_allclose(tr, t["t"], atol=1e-6)
+            kp = item["keypoints_3d"][v].double().numpy()
+            np.testing.assert_allclose(kp, t["keypoints_3d"], atol=M_TOL)
+            world.append((kp - tr) @ R)
+            assert bool(item["mirrored"][v]) == (t["side"] == "left")
+        np.testing.assert_allclose(np.stack(world), np.broadcast_to(truth[ids[0]]["xyz_world"], (8, 21, 3)),
+                                   atol=1e-5)
+        sides.add(truth[ids[0]]["side"])
+    assert sides == {"left", "right"}
+    # s2 trains on cameras 0-5 only: 6 views per item
+    s2 = _dex(root, "s2", "train", multiview=True)
+    assert s2.min_views == 6 and len(s2) == 6 and s2[0]["image"].shape[0] == 6
+
+
+def test_dexycb_multiview_errors_name_the_file(dex, tmp_path):
+    root, _, _ = dex
+    copy_root = tmp_path / "dex"
+    shutil.copytree(root / "calibration", copy_root / "calibration")
+    shutil.copytree(root / DEX_SUBJECTS[6], copy_root / DEX_SUBJECTS[6])
+    DexYCBDataset(copy_root, setup="s1", split="val")        # single views need no extrinsics
+    extr = next((copy_root / "calibration").glob("extrinsics_*")) / "extrinsics.yml"
+    text = extr.read_text()
+    extr.write_text(text.replace(DEX_SERIALS[3], "000000000000"))
+    with pytest.raises(DatasetFormatError, match=str(extr) + f".*no key '{DEX_SERIALS[3]}'"):
+        DexYCBDataset(copy_root, setup="s1", split="val", multiview=True)
+    extr.unlink()
+    with pytest.raises(DatasetFormatError, match=r"missing file .*extrinsics.yml"):
+        DexYCBDataset(copy_root, setup="s1", split="val", multiview=True)
+    extr.write_text(text)
+    meta = sorted((copy_root / DEX_SUBJECTS[6]).iterdir())[4] / "meta.yml"
+    meta.write_text("\n".join(ln for ln in meta.read_text().splitlines() if not ln.startswith("extrinsics")))
+    with pytest.raises(DatasetFormatError, match=str(meta) + r": no key 'extrinsics'"):
+        DexYCBDataset(copy_root, setup="s1", split="val", multiview=True)
+
+
 def read_meta_of(meta_path):
     from finetune.datasets.dexycb import read_meta
 
@@ -343,6 +397,10 @@ def test_dexycb_check(dex, tmp_path):
     gone.unlink()
     problems = [ln for ln in DexYCBDataset.check(copy_root, limit=1) if ln.startswith("problem")]
     assert len(problems) == 1 and str(gone) in problems[0]
+    extr = next((copy_root / "calibration").glob("extrinsics_*")) / "extrinsics.yml"
+    extr.write_text("extrinsics: {}\n")
+    problems = [ln for ln in DexYCBDataset.check(copy_root, limit=1) if ln.startswith("problem")]
+    assert len(problems) == 2 and any(f"{extr}: no key '{DEX_SERIALS[0]}'" in ln for ln in problems)
 
 
 # ---------------------------------------------------------------- HanCo

@@ -5,8 +5,12 @@ On-disk layout (ROOT = the toolkit's $DEX_YCB_DIR)
 
     ROOT/calibration/intrinsics/<serial>_640x480.yml   color: {fx, fy, ppx, ppy} (and depth: ...)
     ROOT/calibration/mano_<mano_calib>/mano.yml         betas: [10 floats]
+    ROOT/calibration/extrinsics_<extrinsics>/extrinsics.yml
+                                                        extrinsics: {<serial>: [12 floats], apriltag: ...},
+                                                        master: <serial> (read for multi-view access only)
     ROOT/<subject>/<sequence>/meta.yml                  serials, num_frames, ycb_ids, ycb_grasp_ind,
-                                                        mano_sides ['right'|'left'], mano_calib [name], ...
+                                                        mano_sides ['right'|'left'], mano_calib [name],
+                                                        extrinsics (a calibration name), ...
     ROOT/<subject>/<sequence>/<serial>/color_%06d.jpg   640x480 colour image
     ROOT/<subject>/<sequence>/<serial>/labels_%06d.npz  seg (480, 640), pose_y (O, 3, 4),
                                                         pose_m (1, 51), joint_3d (1, 21, 3), joint_2d (1, 21, 2)
@@ -68,6 +72,24 @@ template hash for any other model.
 
 `visibility` is True for keypoints projecting inside the image (Dex-YCB has no
 per-joint occlusion labels). No masks are read (has_mask False).
+
+Multi-view access (SiMA-Hand)
+-----------------------------
+
+The 8 cameras record synchronously, and a frame's labels in every camera are
+the same hand in that camera's frame. With `multiview=True` an item is one
+(sequence, frame): the samples of the split's cameras that have that frame's
+hand, stacked along a leading view axis (hanco.stack_views), in camera order.
+Each view carries the extra keys 'R', 't' (master camera -> this camera, the
+"world -> camera" of HanCo's loader) and 'camera' (index into SERIALS). The
+extrinsics file holds per serial the row-major 3x4 [R_c | t_c] that takes a
+point of camera c into the master camera's frame (the toolkit's
+SequenceLoader projects master-frame points with K_c @ inverse([R_c | t_c])),
+so R = R_c^T, t = -R_c^T t_c. A left hand's views are mirrored images of a
+mirrored world: their extras are (M R M, M t) with M = diag(-1, 1, 1), so that
+R^T (keypoints - t) is one right-hand world skeleton for every view.
+`min_views` is the smallest number of views of an item (setup s2 has 6, 1, 1
+cameras in train / val / test).
 """
 from __future__ import annotations
 
@@ -176,6 +198,26 @@ def read_meta(root, subject: str, sequence: str) -> dict:
     return meta
 
 
+def read_extrinsics(root, name: str, serials) -> dict:
+    """serial -> (R, t) master camera -> that camera, from calibration/extrinsics_<name>/extrinsics.yml
+    (which stores each camera -> master as a row-major 3x4 [R | t])."""
+    from .registry import as_array
+
+    path = Path(root) / "calibration" / f"extrinsics_{name}" / "extrinsics.yml"
+    what = "Dex-YCB extrinsics with extrinsics: {<serial>: [12 floats]}"
+    table = _need(_read_yaml(path, what), "extrinsics", path, what)
+    if not isinstance(table, dict):
+        raise DatasetFormatError(f"{path}: 'extrinsics' is not a mapping of serial -> 12 floats")
+    out = {}
+    for serial in serials:
+        T = as_array(_need(table, serial, path, what), (12,), str(path), f"extrinsics of {serial}").reshape(3, 4)
+        R, t = T[:, :3], T[:, 3]
+        if not np.allclose(R @ R.T, np.eye(3), atol=1e-4) or np.linalg.det(R) < 0:
+            raise DatasetFormatError(f"{path}: the rotation of {serial} is not a proper rotation matrix")
+        out[serial] = (R.T, -R.T @ t)
+    return out
+
+
 def read_betas(root, mano_calib: str) -> np.ndarray:
     path = Path(root) / "calibration" / f"mano_{mano_calib}" / "mano.yml"
     betas = _need(_read_yaml(path, "Dex-YCB MANO calibration with betas"), "betas", path, "betas: [10 floats]")
@@ -245,7 +287,7 @@ class DexYCBDataset(Dataset):
     """Dex-YCB samples in base.py's dictionary.
 
     DexYCBDataset(root, setup='s0', split='train', crop_size=128, crop_scale=1.5, hand_model=None,
-                  strict=True, index_cache=None)
+                  strict=True, index_cache=None, multiview=False)
 
     strict: a missing subject folder, or one without exactly 100 sequences, is an
     error (the toolkit asserts both); with strict=False the subjects found are
@@ -257,7 +299,8 @@ class DexYCBDataset(Dataset):
     name = "dexycb"
 
     def __init__(self, root, setup: str = "s0", split: str = "train", crop_size: int = CROP_SIZE,
-                 crop_scale: float = CROP_SCALE, hand_model=None, strict: bool = True, index_cache=None):
+                 crop_scale: float = CROP_SCALE, hand_model=None, strict: bool = True, index_cache=None,
+                 multiview: bool = False):
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetFormatError(f"{self.root}: Dex-YCB root directory not found "
@@ -276,7 +319,7 @@ class DexYCBDataset(Dataset):
         self.serials = [SERIALS[i] for i in serial_ind]
         self.intrinsics = [read_intrinsics(self.root, s) for s in self.serials]
 
-        self.sequences, self.sides, self.betas = [], [], []
+        self.sequences, self.sides, self.betas, self.extrinsics_names = [], [], [], []
         candidates = []
         for si in subject_ind:
             subject = SUBJECTS[si]
@@ -299,12 +342,31 @@ class DexYCBDataset(Dataset):
                 self.sequences.append(f"{subject}/{seqs[pos]}")
                 self.sides.append(meta["mano_sides"][0])
                 self.betas.append(read_betas(self.root, meta["mano_calib"][0]))
+                self.extrinsics_names.append(meta.get("extrinsics"))
                 frames = np.arange(meta["num_frames"])
                 for c in range(len(self.serials)):   # the toolkit's order: sequence, camera, frame
                     candidates.append(np.stack([np.full_like(frames, s), np.full_like(frames, c), frames], 1))
         candidates = np.concatenate(candidates) if candidates else np.zeros((0, 3), dtype=np.int64)
         self.mapping = self._drop_empty(candidates, index_cache)
         self.num_skipped = len(candidates) - len(self.mapping)
+        self.multiview = bool(multiview)
+        if self.multiview:
+            self._group_views()
+
+    def _group_views(self) -> None:
+        """Items of all cameras of one (sequence, frame), and the extrinsics of every sequence."""
+        self._extrinsics = {}
+        for s, name in enumerate(self.extrinsics_names):
+            if name is None:
+                raise DatasetFormatError(f"{self.root / self.sequences[s] / 'meta.yml'}: no key 'extrinsics' "
+                                         "(multi-view access needs the sequence's camera calibration name)")
+            if name not in self._extrinsics:
+                self._extrinsics[name] = read_extrinsics(self.root, name, self.serials)
+        order = np.lexsort((self.mapping[:, 1], self.mapping[:, 2], self.mapping[:, 0]))
+        keys = self.mapping[order][:, [0, 2]]
+        starts = np.flatnonzero(np.r_[True, np.any(keys[1:] != keys[:-1], axis=1)]) if len(keys) else []
+        self.groups = np.split(order, starts[1:]) if len(keys) else []
+        self.min_views = min((len(g) for g in self.groups), default=0)
 
     # -- index
     def _paths(self, s: int, c: int, f: int) -> tuple:
@@ -330,7 +392,7 @@ class DexYCBDataset(Dataset):
         return mapping
 
     def __len__(self) -> int:
-        return len(self.mapping)
+        return len(self.groups) if self.multiview else len(self.mapping)
 
     def sample_id(self, index: int) -> str:
         s, c, f = (int(v) for v in self.mapping[index])
@@ -355,6 +417,23 @@ class DexYCBDataset(Dataset):
         return flat, betas, verts[0].double().numpy() + trans
 
     def __getitem__(self, index: int) -> dict:
+        if self.multiview:
+            from .hanco import stack_views
+
+            return stack_views([self.view(int(i), extras=True) for i in self.groups[index]])
+        return self.view(index)
+
+    def camera_pose(self, index: int) -> tuple:
+        """(R, t) master -> camera of a sample, mirrored like the sample for left hands."""
+        s, c, _ = (int(v) for v in self.mapping[index])
+        R, t = self._extrinsics[self.extrinsics_names[s]][self.serials[c]]
+        if self.sides[s] == "left":
+            M = np.diag([-1.0, 1.0, 1.0])
+            R, t = M @ R @ M, M @ t
+        return R, t
+
+    def view(self, index: int, extras: bool = False) -> dict:
+        """One sample of the single-view index; `extras` adds 'R', 't' (camera_pose) and 'camera'."""
         from .registry import make_sample, read_image
 
         s, c, f = (int(v) for v in self.mapping[index])
@@ -376,9 +455,17 @@ class DexYCBDataset(Dataset):
         if self.hand_model is not None:
             pose, betas, verts = self.mano(label["pose_m"], s)
         A = box_crop(project(kp3, K), self.crop_size, self.crop_scale)
-        return make_sample(image, A, K, kp3, out_size=self.crop_size, vertices=verts, mano_pose=pose,
-                           mano_betas=betas, visibility=visible, mirrored=left, dataset=self.name,
-                           sample_id=self.sample_id(index), topology=self.topology)
+        sample = make_sample(image, A, K, kp3, out_size=self.crop_size, vertices=verts, mano_pose=pose,
+                             mano_betas=betas, visibility=visible, mirrored=left, dataset=self.name,
+                             sample_id=self.sample_id(index), topology=self.topology)
+        if extras:
+            import torch
+
+            R, t = self.camera_pose(index)
+            sample["R"] = torch.as_tensor(R, dtype=torch.float32)
+            sample["t"] = torch.as_tensor(t, dtype=torch.float32)
+            sample["camera"] = SERIALS.index(self.serials[c])
+        return sample
 
     # -- check
     @classmethod
@@ -397,6 +484,7 @@ class DexYCBDataset(Dataset):
             except DatasetFormatError as err:
                 problems.append(f"problem: {err}")
         total = hands = empty = 0
+        extrinsics_checked = set()
         for subject in SUBJECTS:
             sdir = root / subject
             if not sdir.is_dir():
@@ -410,6 +498,10 @@ class DexYCBDataset(Dataset):
                 try:
                     meta = read_meta(root, subject, seq)
                     read_betas(root, meta["mano_calib"][0])
+                    name = meta.get("extrinsics")
+                    if name is not None and name not in extrinsics_checked:
+                        extrinsics_checked.add(name)
+                        read_extrinsics(root, name, SERIALS)
                 except DatasetFormatError as err:
                     problems.append(f"problem: {err}")
                     continue

@@ -200,6 +200,7 @@ class HanCoDataset(Dataset):
                 frames.append((sid, fid))
         self.frames = frames
         self.samples = frames if self.multiview else [(s, f, c) for s, f in frames for c in self.cameras]
+        self.min_views = len(self.cameras)
 
     def __len__(self) -> int:
         return len(self.samples)
