@@ -55,7 +55,7 @@ def test_joint_and_vertex_fusions_are_invariant_to_view_permutations():
     jf = JointFusion(16).double()
     assert torch.allclose(jf(fj.double()), jf(_perm_views(fj, perm).double()), atol=1e-12)
     fv = torch.randn(B, N, 49, 16, dtype=torch.float64)
-    for mode in VertexFusion.MODES:
+    for mode in ("attention", "literal", "mean", "max"):
         vf = VertexFusion(mode)
         assert torch.allclose(vf(fv), vf(_perm_views(fv, perm)), atol=1e-12), mode
 
@@ -80,6 +80,10 @@ def test_image_level_concat_fusion_is_order_dependent_but_equivariant_to_rolling
     assert not torch.allclose(out[:, 0], swapped[:, 0], atol=1e-6)
     # the per-target-view rolling makes a cyclic shift of the views shift the outputs the same way
     assert torch.allclose(fusion(torch.roll(f, 1, dims=1)), torch.roll(out, 1, dims=1), atol=1e-12)
+    # with token dimensions (Table 5's JFF cat.): the same, token by token
+    tokens = torch.randn(2, 4, 21, 8, dtype=torch.float64)
+    per_token = torch.stack([fusion(tokens[:, :, j]) for j in range(21)], dim=2)
+    assert torch.allclose(fusion(tokens), per_token, atol=1e-12)
 
 
 def test_orientation_enhancement_follows_equation_5():
@@ -94,6 +98,79 @@ def test_orientation_enhancement_follows_equation_5():
     assert out.shape == (2, 21, 8)
     assert torch.allclose(out, torch.softmax(hj @ ho.transpose(1, 2) / np.sqrt(8), -1) @ ho, atol=1e-12)
     assert torch.allclose(attention(fj, fj, fj), hj)
+
+
+def test_vertex_concat_fusion_is_order_dependent():
+    """Table 5 row iv: an MLP on the views' features concatenated in view order."""
+    torch.manual_seed(0)
+    fv = torch.randn(2, 5, 49, 16, dtype=torch.float64)
+    vf = VertexFusion("concat", 16, 5).double()
+    out = vf(fv)
+    assert out.shape == (2, 49, 16)
+    assert not torch.allclose(out, vf(_perm_views(fv, torch.tensor([3, 0, 4, 1, 2]))), atol=1e-6)
+    # vertex by vertex: changing one vertex's features moves only that vertex
+    moved = fv.clone()
+    moved[:, :, 7] += 1.0
+    diff = (vf(moved) - out).abs().amax(dim=(0, 2))
+    assert diff[7] > 1e-6 and torch.all(diff[torch.arange(49) != 7] == 0)
+    with pytest.raises(ValueError, match="needs the channels"):
+        VertexFusion("concat")
+
+
+def _reaches(model, x, view: int) -> torch.Tensor:
+    """|d f_o(view 0) / d image(v)| summed per view v: which views' pixels the view-0 orientation feature sees."""
+    x = x.clone().requires_grad_(True)
+    model(x)["f_o"].view(x.shape[0], x.shape[1], 21, -1)[:, view].sum().backward()
+    return x.grad.abs().sum(dim=(0, 2, 3, 4))
+
+
+def test_table5_mvr_ablations_cut_exactly_the_cross_view_paths(tmp_path):
+    """Without image- and joint-level fusion (rows i, ii) a view's orientation feature sees that view's
+    pixels only; the full model and the concatenating JFF (row iii) see every view's. (Gradients in eval
+    mode: batch norm then mixes nothing across views.)"""
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 3, S, S, dtype=torch.float64)
+    kw = {"input_size": S, "num_views": 3, "orient_dim": 16}
+    alone = build_model("sima_mvr", image_fusion="none", joint_fusion="none", vertex_fusion="concat", **kw)
+    full = build_model("sima_mvr", **kw)
+    concat = build_model("sima_mvr", image_fusion="none", joint_fusion="concat", **kw)
+    reach = {name: _reaches(m.double().eval(), x, 0) for name, m in
+             (("alone", alone), ("full", full), ("concat", concat))}
+    assert reach["alone"][0] > 0 and torch.all(reach["alone"][1:] == 0), reach
+    assert torch.all(reach["full"] > 0) and torch.all(reach["concat"] > 0), reach
+    with torch.no_grad():
+        again = load_model(save_model(tmp_path / "alone.pt", alone.float()))
+        xf = x.float()
+        assert torch.allclose(again(xf)["vertices"], alone(xf)["vertices"], atol=1e-6)
+        assert again.joint_fusion_mode == "none" and again.vertex_fusion.mode == "concat"
+    with pytest.raises(ValueError, match="joint_fusion must be one of"):
+        build_model("sima_mvr", input_size=S, num_views=3, joint_fusion="mean")
+
+
+def test_table5_svr_orientation_enhancement_ablations():
+    """Rows vii / viii: the orientation feature from the orientation tokens alone (one per joint, blind to
+    the joint features), or a Linear on [joint feature, pooled tokens]; all three give proper rotations."""
+    torch.manual_seed(0)
+    models = {mode: build_model("sima_svr", input_size=S, orient_dim=16, orientation_enhancement=mode).eval()
+              for mode in ("attention", "none", "concat")}
+    cj = models["none"].pose_pooling.out_channels
+    f_j, f_j2, tokens = torch.randn(2, 21, cj), torch.randn(2, 21, cj), torch.randn(2, 4, 16)
+    with torch.no_grad():
+        none = models["none"].orientation_feature(f_j, tokens)
+        assert torch.equal(none, models["none"].orientation_feature(f_j2, tokens))
+        assert torch.allclose(none, none[:, :1].expand_as(none))
+        cat = models["concat"]
+        expected = cat.orient_out(torch.cat([cat.joint_to_orient(f_j), tokens.mean(1, keepdim=True).expand(-1, 21, -1)],
+                                            dim=-1))
+        assert torch.allclose(cat.orientation_feature(f_j, tokens), expected, atol=1e-6)
+        att = models["attention"]
+        assert torch.allclose(att.orientation_feature(f_j, tokens),
+                              att.orient_out(OrientationEnhancement()(att.joint_to_orient(f_j), tokens)), atol=1e-6)
+        for model in models.values():
+            R = model(torch.rand(2, 3, S, S))["rotation"]
+            assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3).expand_as(R), atol=1e-5)
+    with pytest.raises(ValueError, match="orientation_enhancement must be one of"):
+        build_model("sima_svr", input_size=S, orientation_enhancement="add")
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@ enhancement (eq. 5) attends the projected joint tokens over them, followed by a 
 projection (Linear d_o -> d_o, the "cross-attention block"'s; without it f^_o is a convex combination of
 only (S/32)^2 tokens and cannot follow the teacher, whose f_o^M also ends in a Linear); the enhanced
 f^_o (21 x d_o) has the shape of MVR's f_o^M so L_OE (eq. 6) compares them directly; L_SE (eq. 4)
-compares f_v^S with f_v^M.
+compares f_v^S with f_v^M (Table 6's best row: the initial-stage vertex feature, the enhanced
+orientation feature). Table 5's ablations are settings of SiMAMVR and SiMASVR (see their docstrings).
 
 Our reading of what the paper leaves open:
 - Canonical pose: the palm frame of the hand's own keypoints (sima_fusion.palm_frame: wrist -> middle
@@ -101,17 +102,38 @@ class SiMABase(MeshModel):
 
 
 class SiMAMVR(SiMABase):
-    """MVR-Hand: forward((B, N, 3, S, S)) -> per-view outputs (B*N, ...); (B, 3, S, S) = one view per hand."""
+    """MVR-Hand: forward((B, N, 3, S, S)) -> per-view outputs (B*N, ...); (B, 3, S, S) = one view per hand.
 
-    def __init__(self, num_views: int = 8, vertex_fusion: str = "attention", **kw):
+    Table 5's ablations (MVR rows i-v) as settings: image_fusion 'mlp' (eq. 1) | 'none' (the target view's
+    own pooled feature, a Linear to d_o); joint_fusion 'pool' (eq. 2) | 'none' (the target view's own joint
+    features) | 'concat' (an MLP on the views' joint features concatenated, target view first);
+    vertex_fusion 'attention' (eq. 3) | 'literal' | 'mean' | 'max' | 'concat' (sima_fusion.VertexFusion)."""
+
+    IMAGE_FUSIONS = ("mlp", "none")
+    JOINT_FUSIONS = ("pool", "none", "concat")
+
+    def __init__(self, num_views: int = 8, vertex_fusion: str = "attention", image_fusion: str = "mlp",
+                 joint_fusion: str = "pool", **kw):
         super().__init__(**kw)
-        c, d = self.latent_channels, self.orient_dim
+        for name, value, allowed in (("image_fusion", image_fusion, self.IMAGE_FUSIONS),
+                                     ("joint_fusion", joint_fusion, self.JOINT_FUSIONS)):
+            if value not in allowed:
+                raise ValueError(f"sima_mvr: {name} must be one of {allowed}, got {value!r}")
+        c, d, cj = self.latent_channels, self.orient_dim, self.pose_pooling.out_channels
         self.num_views = int(num_views)
-        self.image_fusion = ImageFusion(c, self.num_views, d)
-        self.joint_fusion = JointFusion(self.pose_pooling.out_channels)
-        self.joint_to_orient = nn.Linear(self.pose_pooling.out_channels, d)
+        self.image_fusion_mode, self.joint_fusion_mode = image_fusion, joint_fusion
+        self.image_fusion = ImageFusion(c, self.num_views, d) if image_fusion == "mlp" else nn.Linear(c, d)
+        self.joint_fusion = {"pool": lambda: JointFusion(cj), "none": lambda: nn.Identity(),
+                             "concat": lambda: ImageFusion(cj, self.num_views, cj)}[joint_fusion]()
+        self.joint_to_orient = nn.Linear(cj, d)
         self.orient_out = nn.Linear(d, d)
-        self.vertex_fusion = VertexFusion(vertex_fusion)
+        self.vertex_fusion = VertexFusion(vertex_fusion, self.pose_pooling.out_channels, self.num_views)
+
+    def fused_joints(self, f_j: torch.Tensor) -> torch.Tensor:
+        """(B, N, 21, C) per-view joint features -> (B, 1 or N, 21, C): one fused set per hand, or per target view."""
+        if self.joint_fusion_mode == "pool":
+            return self.joint_fusion(f_j).unsqueeze(1)
+        return self.joint_fusion(f_j)
 
     def forward(self, images: torch.Tensor) -> dict:
         single = images.dim() == 4
@@ -120,8 +142,8 @@ class SiMAMVR(SiMABase):
         B, N = images.shape[:2]
         feats, two_d, f_j, f_v = self.view_features(images.reshape(B * N, *images.shape[2:]))
         f_i = self.image_fusion(feats.latent.mean(dim=(2, 3)).view(B, N, -1))           # (B, N, d)
-        f_jm = self.joint_fusion(f_j.view(B, N, *f_j.shape[1:]))                       # (B, 21, C)
-        f_o = self.orient_out(torch.relu(self.joint_to_orient(f_jm).unsqueeze(1) + f_i.unsqueeze(2)))
+        f_jm = self.fused_joints(f_j.view(B, N, *f_j.shape[1:]))                       # (B, 1|N, 21, C)
+        f_o = self.orient_out(torch.relu(self.joint_to_orient(f_jm) + f_i.unsqueeze(2)))
         f_vm = self.vertex_fusion(f_v.view(B, N, *f_v.shape[1:]))                      # (B, 49, C)
         decoded = self.decoder(f_vm)                                                   # (B, 778, 3)
         d6, R = self.rotation(f_o.reshape(B * N, 21, -1))
@@ -133,10 +155,20 @@ class SiMAMVR(SiMABase):
 
 
 class SiMASVR(SiMABase):
-    """SVR-Hand: forward((B, 3, S, S)) with the orientation feature enhancement (eq. 5)."""
+    """SVR-Hand: forward((B, 3, S, S)) with the orientation feature enhancement (eq. 5).
 
-    def __init__(self, **kw):
+    Table 5's SVR ablations as the setting orientation_enhancement: 'attention' (eq. 5, default) |
+    'none' (row vii: the orientation branch alone, its pooled tokens projected, the same for every joint) |
+    'concat' (row viii: a Linear on the joint feature concatenated with the pooled orientation tokens)."""
+
+    ENHANCEMENTS = ("attention", "none", "concat")
+
+    def __init__(self, orientation_enhancement: str = "attention", **kw):
         super().__init__(**kw)
+        if orientation_enhancement not in self.ENHANCEMENTS:
+            raise ValueError(f"sima_svr: orientation_enhancement must be one of {self.ENHANCEMENTS}, "
+                             f"got {orientation_enhancement!r}")
+        self.enhancement = orientation_enhancement
         c, d = self.latent_channels, self.orient_dim
         self.orient_encoder = nn.Sequential(nn.Conv2d(c, d, 1), nn.ReLU(inplace=True))
         tokens = max(1, self.input_size // 32) ** 2
@@ -144,14 +176,23 @@ class SiMASVR(SiMABase):
         nn.init.normal_(self.orient_pos, std=0.02)
         self.joint_to_orient = nn.Linear(self.pose_pooling.out_channels, d)
         self.enhance = OrientationEnhancement()
-        self.orient_out = nn.Linear(d, d)     # the output projection of the cross-attention block
+        self.orient_out = nn.Linear(2 * d if orientation_enhancement == "concat" else d, d)
+
+    def orientation_feature(self, f_j: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, 21, d) from the joint features (B, 21, C) and the orientation tokens (B, T, d)."""
+        if self.enhancement == "attention":   # orient_out: the output projection of the cross-attention block
+            return self.orient_out(self.enhance(self.joint_to_orient(f_j), tokens))
+        pooled = tokens.mean(dim=1, keepdim=True).expand(-1, f_j.shape[1], -1)
+        if self.enhancement == "none":
+            return self.orient_out(pooled)
+        return self.orient_out(torch.cat([self.joint_to_orient(f_j), pooled], dim=-1))
 
     def forward(self, images: torch.Tensor) -> dict:
         feats, two_d, f_j, f_v = self.view_features(images)
         tokens = self.orient_encoder(feats.latent).flatten(2).transpose(1, 2)           # (B, T, d)
         if tokens.shape[1] == self.orient_pos.shape[1]:
             tokens = tokens + self.orient_pos
-        f_o = self.orient_out(self.enhance(self.joint_to_orient(f_j), tokens))         # (B, 21, d)
+        f_o = self.orientation_feature(f_j, tokens)                                    # (B, 21, d)
         d6, R = self.rotation(f_o)
         out = self.assemble(self.decoder(f_v), R, two_d)
         out.update(rotation_6d=d6, f_v=f_v, f_o=f_o)

@@ -9,7 +9,8 @@ Tensors of several views are (B, N, ...) with N the view dimension.
 - `palm_frame`: the canonical frame of the shape branch, computed from the 21 keypoints (see sima.py).
 - `ImageFusion` (eq. 1): f_i^M = g_i(Cat[f_i^1..f_i^N]). Concatenation is ordered, so the module is NOT
   invariant to a permutation of the views; the orientation is view-dependent, so MVR fuses once per
-  target view k with the views rolled so that view k comes first (the paper's "target view").
+  target view k with the views rolled so that view k comes first (the paper's "target view"). It takes
+  any token dimensions between the views and the channels, so it is also Table 5's "JFF cat." (row iii).
 - `JointFusion` (eq. 2): f_j^M = g_j(Cat[Max, Avg, Std over views]), invariant to view permutations
   (population std: a single view gives 0).
 - `VertexFusion` (eq. 3): per coarse vertex, self-attention across the N views
@@ -18,7 +19,9 @@ Tensors of several views are (B, N, ...) with N the view dimension.
   sum_i softmax_i(W)_i * F_i (mode 'attention', default: a convex combination of the views' features,
   so one view passes through unchanged and the fused feature lives in the single-view feature space
   that L_SE compares with). mode 'literal' is sum_i W_i * F_i as printed (element-wise; one view gives
-  F * F). Both are invariant to view permutations; 'mean' / 'max' are Table 5's pooling ablation.
+  F * F). Both are invariant to view permutations; 'mean' / 'max' are Table 5's pooling ablation
+  (row v), 'concat' its concatenation ablation (row iv: an MLP on the N views' features of a vertex
+  concatenated in view order, so not permutation invariant).
 - `OrientationEnhancement` (eq. 5): parameter-free scaled dot-product self-attention on the joint tokens
   h_j and on the orientation tokens h_o, then cross-attention with h_j as the query and h_o as key and
   value: f^_o = Softmax(h_j h_o^T / sqrt(d_o)) h_o, one token per joint (21 x d_o). The equations have no
@@ -73,7 +76,8 @@ def mlp(c_in: int, c_hidden: int, c_out: int) -> nn.Sequential:
 
 
 class ImageFusion(nn.Module):
-    """Eq. 1 for every target view: (B, N, C) -> (B, N, C_out), output k = g_i(Cat[f_k, f_k+1, ..., f_k-1])."""
+    """Eq. 1 for every target view: (B, N, ..., C) -> (B, N, ..., C_out), output k = g_i(Cat[f_k, f_k+1, ...,
+    f_k-1]) token by token."""
 
     def __init__(self, channels: int, num_views: int, out_channels: int | None = None):
         super().__init__()
@@ -81,11 +85,11 @@ class ImageFusion(nn.Module):
         self.g = mlp(channels * self.num_views, channels, out_channels or channels)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        B, N, C = f.shape
+        N = f.shape[1]
         if N != self.num_views:
             raise ValueError(f"image-level fusion was built for {self.num_views} views, got {N}")
-        rolled = torch.stack([torch.roll(f, shifts=-k, dims=1) for k in range(N)], dim=1)   # (B, N, N, C)
-        return self.g(rolled.reshape(B, N, N * C))
+        rolled = torch.stack([torch.roll(f, shifts=-k, dims=1) for k in range(N)], dim=1)   # (B, N, N, ..., C)
+        return self.g(rolled.movedim(2, -2).flatten(-2))
 
 
 class JointFusion(nn.Module):
@@ -104,15 +108,24 @@ class JointFusion(nn.Module):
 class VertexFusion(nn.Module):
     """Eq. 3: (B, N, V, C) -> (B, V, C), attention across views per vertex (see the module doc)."""
 
-    MODES = ("attention", "literal", "mean", "max")
+    MODES = ("attention", "literal", "mean", "max", "concat")
 
-    def __init__(self, mode: str = "attention"):
+    def __init__(self, mode: str = "attention", channels: int | None = None, num_views: int | None = None):
         super().__init__()
         if mode not in self.MODES:
             raise ValueError(f"vertex fusion must be one of {self.MODES}, got {mode!r}")
         self.mode = mode
+        if mode == "concat":
+            if not channels or not num_views:
+                raise ValueError("vertex fusion 'concat' needs the channels and the number of views")
+            self.num_views = int(num_views)
+            self.g = mlp(int(channels) * self.num_views, int(channels), int(channels))
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
+        if self.mode == "concat":
+            if f.shape[1] != self.num_views:
+                raise ValueError(f"vertex fusion 'concat' was built for {self.num_views} views, got {f.shape[1]}")
+            return self.g(f.movedim(1, -2).flatten(-2))                  # (B, V, N*C) -> (B, V, C)
         if self.mode == "mean":
             return f.mean(dim=1)
         if self.mode == "max":
