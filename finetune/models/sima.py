@@ -11,14 +11,19 @@ Dual branch (both models):
 
     vertices = R @ canonical mesh (root-relative), keypoints = R @ canonical keypoints
 
-MVR-Hand (`sima_mvr`, N views of one hand, (B, N, 3, S, S)): image-level fusion (eq. 1) of the pooled
-latent maps per target view, joint-level fusion (eq. 2) of the views' f_j; the orientation feature of
+MVR-Hand (`sima_mvr`, N views of one hand, (B, N, 3, S, S)): image-level fusion (eq. 1) per target view of
+the views' image-level features, each the view's orientation tokens (below) flattened, so that the
+fused feature keeps where things are in every view (a globally pooled map would not, and an MVR built
+on pooled maps confused palm-side and back-side views: rotation errors near 180 degrees);
+joint-level fusion (eq. 2) of the views' f_j; the orientation feature of
 view k is f_o^M,k = Linear(ReLU(P_j f_j^M + f_i^M,k)) per joint (the joint-level fusion "propagates joint
 information from the shape to the orientation branch"); the views' f_v are fused by attention (eq. 3)
 into f_v^M, decoded once: one canonical mesh per hand, one rotation per view.
 
-SVR-Hand (`sima_svr`, (B, 3, S, S)): the orientation encoder is a 1x1 conv + ReLU on the latent map
-(S/32 x S/32 tokens of d_o channels with a learned position embedding); the orientation feature
+Orientation encoder (both): a 1x1 conv + ReLU on the latent map, S/32 x S/32 tokens of d_o channels
+with a learned position embedding.
+
+SVR-Hand (`sima_svr`, (B, 3, S, S)): the orientation feature
 enhancement (eq. 5) attends the projected joint tokens over them, followed by a learned output
 projection (Linear d_o -> d_o, the "cross-attention block"'s; without it f^_o is a convex combination of
 only (S/32)^2 tokens and cannot follow the teacher, whose f_o^M also ends in a Linear); the enhanced
@@ -73,6 +78,9 @@ class SiMABase(MeshModel):
         hierarchy = self.mesh_hierarchy()
         self.pvl = PVL(int(hierarchy.sizes[-1]), 21)
         self.decoder = MeshDecoder(hierarchy, self.pose_pooling.out_channels, channels, "spiral", spiral_length)
+        self.orient_encoder = nn.Sequential(nn.Conv2d(c, self.orient_dim, 1), nn.ReLU(inplace=True))
+        self.orient_pos = nn.Parameter(torch.zeros(1, max(1, self.input_size // 32) ** 2, self.orient_dim))
+        nn.init.normal_(self.orient_pos, std=0.02)
         self.rot_head = mlp(21 * self.orient_dim, 256, 6)
         nn.init.zeros_(self.rot_head[-1].weight)
         with torch.no_grad():
@@ -85,6 +93,13 @@ class SiMABase(MeshModel):
         two_d = self.two_d(feats)
         f_j = self.pose_pooling(feats.latent, two_d)
         return feats, two_d, f_j, self.pvl(f_j)
+
+    def orientation_tokens(self, latent: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) latent map -> (B, h*w, d_o) tokens (position embedding when h*w matches the build size)."""
+        tokens = self.orient_encoder(latent).flatten(2).transpose(1, 2)
+        if tokens.shape[1] == self.orient_pos.shape[1]:
+            tokens = tokens + self.orient_pos
+        return tokens
 
     def rotation(self, f_o: torch.Tensor) -> tuple:
         d6 = self.rot_head(f_o.flatten(-2))
@@ -105,7 +120,7 @@ class SiMAMVR(SiMABase):
     """MVR-Hand: forward((B, N, 3, S, S)) -> per-view outputs (B*N, ...); (B, 3, S, S) = one view per hand.
 
     Table 5's ablations (MVR rows i-v) as settings: image_fusion 'mlp' (eq. 1) | 'none' (the target view's
-    own pooled feature, a Linear to d_o); joint_fusion 'pool' (eq. 2) | 'none' (the target view's own joint
+    own image-level feature, a Linear to d_o); joint_fusion 'pool' (eq. 2) | 'none' (the target view's own joint
     features) | 'concat' (an MLP on the views' joint features concatenated, target view first);
     vertex_fusion 'attention' (eq. 3) | 'literal' | 'mean' | 'max' | 'concat' (sima_fusion.VertexFusion)."""
 
@@ -119,10 +134,12 @@ class SiMAMVR(SiMABase):
                                      ("joint_fusion", joint_fusion, self.JOINT_FUSIONS)):
             if value not in allowed:
                 raise ValueError(f"sima_mvr: {name} must be one of {allowed}, got {value!r}")
-        c, d, cj = self.latent_channels, self.orient_dim, self.pose_pooling.out_channels
+        d, cj = self.orient_dim, self.pose_pooling.out_channels
         self.num_views = int(num_views)
         self.image_fusion_mode, self.joint_fusion_mode = image_fusion, joint_fusion
-        self.image_fusion = ImageFusion(c, self.num_views, d) if image_fusion == "mlp" else nn.Linear(c, d)
+        f_i_size = self.orient_pos.shape[1] * d                  # a view's flattened orientation tokens
+        self.image_fusion = ImageFusion(f_i_size, self.num_views, d, hidden=256) if image_fusion == "mlp" \
+            else nn.Linear(f_i_size, d)
         self.joint_fusion = {"pool": lambda: JointFusion(cj), "none": lambda: nn.Identity(),
                              "concat": lambda: ImageFusion(cj, self.num_views, cj)}[joint_fusion]()
         self.joint_to_orient = nn.Linear(cj, d)
@@ -141,7 +158,7 @@ class SiMAMVR(SiMABase):
             images = images.unsqueeze(1).expand(-1, self.num_views, -1, -1, -1)
         B, N = images.shape[:2]
         feats, two_d, f_j, f_v = self.view_features(images.reshape(B * N, *images.shape[2:]))
-        f_i = self.image_fusion(feats.latent.mean(dim=(2, 3)).view(B, N, -1))           # (B, N, d)
+        f_i = self.image_fusion(self.orientation_tokens(feats.latent).reshape(B, N, -1))  # (B, N, d)
         f_jm = self.fused_joints(f_j.view(B, N, *f_j.shape[1:]))                       # (B, 1|N, 21, C)
         f_o = self.orient_out(torch.relu(self.joint_to_orient(f_jm) + f_i.unsqueeze(2)))
         f_vm = self.vertex_fusion(f_v.view(B, N, *f_v.shape[1:]))                      # (B, 49, C)
@@ -169,11 +186,7 @@ class SiMASVR(SiMABase):
             raise ValueError(f"sima_svr: orientation_enhancement must be one of {self.ENHANCEMENTS}, "
                              f"got {orientation_enhancement!r}")
         self.enhancement = orientation_enhancement
-        c, d = self.latent_channels, self.orient_dim
-        self.orient_encoder = nn.Sequential(nn.Conv2d(c, d, 1), nn.ReLU(inplace=True))
-        tokens = max(1, self.input_size // 32) ** 2
-        self.orient_pos = nn.Parameter(torch.zeros(1, tokens, d))
-        nn.init.normal_(self.orient_pos, std=0.02)
+        d = self.orient_dim
         self.joint_to_orient = nn.Linear(self.pose_pooling.out_channels, d)
         self.enhance = OrientationEnhancement()
         self.orient_out = nn.Linear(2 * d if orientation_enhancement == "concat" else d, d)
@@ -189,9 +202,7 @@ class SiMASVR(SiMABase):
 
     def forward(self, images: torch.Tensor) -> dict:
         feats, two_d, f_j, f_v = self.view_features(images)
-        tokens = self.orient_encoder(feats.latent).flatten(2).transpose(1, 2)           # (B, T, d)
-        if tokens.shape[1] == self.orient_pos.shape[1]:
-            tokens = tokens + self.orient_pos
+        tokens = self.orientation_tokens(feats.latent)                                 # (B, T, d)
         f_o = self.orientation_feature(f_j, tokens)                                    # (B, 21, d)
         d6, R = self.rotation(f_o)
         out = self.assemble(self.decoder(f_v), R, two_d)

@@ -79,10 +79,10 @@ class ImageFusion(nn.Module):
     """Eq. 1 for every target view: (B, N, ..., C) -> (B, N, ..., C_out), output k = g_i(Cat[f_k, f_k+1, ...,
     f_k-1]) token by token."""
 
-    def __init__(self, channels: int, num_views: int, out_channels: int | None = None):
+    def __init__(self, channels: int, num_views: int, out_channels: int | None = None, hidden: int | None = None):
         super().__init__()
         self.num_views = int(num_views)
-        self.g = mlp(channels * self.num_views, channels, out_channels or channels)
+        self.g = mlp(channels * self.num_views, hidden or channels, out_channels or channels)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         N = f.shape[1]
