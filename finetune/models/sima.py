@@ -13,8 +13,9 @@ Dual branch (both models):
 
 MVR-Hand (`sima_mvr`, N views of one hand, (B, N, 3, S, S)): image-level fusion (eq. 1) per target view of
 the views' image-level features, each the view's orientation tokens (below) flattened, so that the
-fused feature keeps where things are in every view (a globally pooled map would not, and an MVR built
-on pooled maps confused palm-side and back-side views: rotation errors near 180 degrees);
+fused feature keeps where things are in every view (a globally pooled map does not; on 15 rendered poses
+after 450 steps the training-pose rotation error was 98 degrees with pooled maps, 76 with tokens, both
+still with some views near 180 degrees: palm-side and back-side views confused);
 joint-level fusion (eq. 2) of the views' f_j; the orientation feature of
 view k is f_o^M,k = Linear(ReLU(P_j f_j^M + f_i^M,k)) per joint (the joint-level fusion "propagates joint
 information from the shape to the orientation branch"); the views' f_v are fused by attention (eq. 3)
