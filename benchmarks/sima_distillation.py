@@ -14,7 +14,6 @@ last values of the distillation terms; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -42,8 +41,9 @@ def config(out: Path, data: Path, train_ids, held, stage: str, epochs: int, args
 
 
 def term(out: Path, tag: str) -> list:
-    with open(out / "scalars.csv") as f:
-        return [float(r["value"]) for r in csv.DictReader(f) if r["tag"] == f"train/{tag}"]
+    from pretrain.curves import read_scalars
+
+    return list(read_scalars(out / "scalars.csv").get(f"train/{tag}", ([], []))[1])
 
 
 def run(cfg) -> tuple:

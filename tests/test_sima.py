@@ -246,10 +246,9 @@ def _config(out, data, stage, steps, views=3, **opts):
 
 
 def _train_term(out, tag):
-    import csv
+    from pretrain.curves import read_scalars
 
-    with open(out / "scalars.csv") as f:
-        return [float(r["value"]) for r in csv.DictReader(f) if r["tag"] == f"train/{tag}"]
+    return list(read_scalars(out / "scalars.csv").get(f"train/{tag}", ([], []))[1])
 
 
 @pytest.mark.slow

@@ -459,12 +459,9 @@ class DexYCBDataset(Dataset):
                              mano_betas=betas, visibility=visible, mirrored=left, dataset=self.name,
                              sample_id=self.sample_id(index), topology=self.topology)
         if extras:
-            import torch
+            from .hanco import with_camera
 
-            R, t = self.camera_pose(index)
-            sample["R"] = torch.as_tensor(R, dtype=torch.float32)
-            sample["t"] = torch.as_tensor(t, dtype=torch.float32)
-            sample["camera"] = SERIALS.index(self.serials[c])
+            return with_camera(sample, *self.camera_pose(index), SERIALS.index(self.serials[c]))
         return sample
 
     # -- check

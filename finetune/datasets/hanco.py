@@ -82,6 +82,14 @@ def stack_views(samples: list) -> dict:
     return out
 
 
+def with_camera(sample: dict, R, t, camera: int) -> dict:
+    """A view's sample with the multi-view extras: 'R', 't' (world -> camera, float32) and 'camera'."""
+    sample["R"] = torch.as_tensor(R, dtype=torch.float32)
+    sample["t"] = torch.as_tensor(t, dtype=torch.float32)
+    sample["camera"] = camera
+    return sample
+
+
 def rotvec_to_matrix(r) -> np.ndarray:
     from scipy.spatial.transform import Rotation
 
@@ -247,11 +255,7 @@ class HanCoDataset(Dataset):
         sample = make_sample(image, A, Kc, kp3, out_size=self.crop_size, mask=mask, vertices=verts, mano_pose=pose,
                              mano_betas=betas, visibility=visible, mirrored=False, dataset=self.name,
                              sample_id=f"{sequence:04d}/cam{camera}/{frame:08d}", topology=self.topology)
-        if extras:
-            sample["R"] = torch.as_tensor(R, dtype=torch.float32)
-            sample["t"] = torch.as_tensor(t, dtype=torch.float32)
-            sample["camera"] = camera
-        return sample
+        return with_camera(sample, R, t, camera) if extras else sample
 
     def frame(self, sequence: int, frame: int) -> list:
         """The samples of every selected camera of one frame (each with 'R', 't' world->camera, 'camera')."""
