@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from pretrain.task2d import Pose2DNet, build_named_encoder, encoder_names, gaussian_heatmaps, px_to_norm  # noqa: E402
+from pretrain.encoders import build_named_encoder, encoder_names  # noqa: E402
+from pretrain.task2d import Pose2DNet, gaussian_heatmaps, px_to_norm  # noqa: E402
 
 
 def train_rate(name: str, batch: int, size: int, iters: int, warmup: int) -> tuple:

@@ -117,7 +117,7 @@ class MultiViewSet(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         from finetune.augment import augment
-        from finetune.datasets.hanco import stack_views
+        from finetune.datasets.multiview import stack_views
         from finetune.training_data import training_sample
 
         item = self.mixture[int(self.indices[i]) if self.train else int(i)]

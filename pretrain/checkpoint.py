@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .encoders import build_named_encoder
+
 CHECKPOINT_FORMAT = "hands-checkpoint/1"
 ENCODER_FORMAT = "hands-encoder/1"
 CHECKPOINT_DIR = "checkpoints"
@@ -150,8 +152,6 @@ def load_pretrained_encoder(path, map_location="cpu", strict: bool = True):
     Returns the encoder module (in train mode, on `map_location`). A state dict that
     does not fit the named encoder is an error naming the file and the first keys.
     """
-    from .task2d import build_named_encoder
-
     data = read_encoder_file(path)
     encoder = build_named_encoder(data["encoder"], int(data["input_size"]))
     try:

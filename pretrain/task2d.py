@@ -42,42 +42,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoint import atomic_save, load_pretrained_encoder, safe_load, save_encoder
+from .encoders import build_named_encoder
 from .trainer import Task, register_task
 
 NUM_JOINTS = 21
-
-# encoders registered here (tests, experiments) are found before pretrain.encoders.REGISTRY
-EXTRA_ENCODERS: dict = {}
-
-
-def register_encoder(name: str, factory) -> None:
-    """Make `factory(input_size=...)` buildable by name for the pretraining task and encoder files."""
-    EXTRA_ENCODERS[name] = factory
-
-
-def encoder_names() -> list:
-    names = set(EXTRA_ENCODERS)
-    try:
-        from .encoders import REGISTRY
-        names |= set(REGISTRY)
-    except ImportError:
-        pass
-    return sorted(names)
-
-
-def build_named_encoder(name: str, input_size: int = 128):
-    if name in EXTRA_ENCODERS:
-        return EXTRA_ENCODERS[name](input_size=input_size)
-    try:
-        from .encoders import build_encoder
-    except ImportError as err:
-        raise ValueError(f"encoder {name!r}: the encoder registry (pretrain.encoders) is not available ({err})") \
-            from None
-    try:
-        return build_encoder(name, input_size=input_size)
-    except KeyError:
-        raise ValueError(f"unknown encoder {name!r}; encoders: {', '.join(encoder_names())}") from None
-
 
 # ---------------------------------------------------------------- coordinates and targets
 
@@ -276,8 +245,6 @@ class Pose2DTask(Task):
         return out
 
     def export(self, model, out: Path, metrics: dict, trainer) -> dict:
-        from .checkpoint import atomic_save, save_encoder
-
         o = self.options
         out = Path(out)
         summary = {split: {k: v for k, v in m.items() if not isinstance(v, list)} for split, m in metrics.items()}
@@ -314,8 +281,6 @@ def _as_list(x) -> list:
 
 def load_pose2d_model(run_dir, map_location="cpu") -> Pose2DNet:
     """The full pretraining model (encoder.pt + head.pt) of a finished run, in eval mode."""
-    from .checkpoint import load_pretrained_encoder, safe_load
-
     run_dir = Path(run_dir)
     enc = load_pretrained_encoder(run_dir / "encoder.pt")
     head = safe_load(run_dir / "head.pt", "pretraining head file")

@@ -23,7 +23,7 @@ into the per-pose tar shards) to the sample dictionary every loader returns:
 Filters (poses, views, hdri_split, verify) are the reader's. Single-view mode
 exposes `sample_pose_ids`, so synth.reader.MultiViewSampler groups its indices
 by pose; `multiview=N` makes every item one pose with N of its views stacked
-(hanco.stack_views), each view with its extra 'R', 't' (model frame -> camera)
+(multiview.stack_views), each view with its extra 'R', 't' (model frame -> camera)
 and 'view_id'. The N views of an item are a random subset drawn from
 (seed, epoch, pose) (`set_epoch`), or all of them when N is 'all'.
 """
@@ -124,7 +124,7 @@ class ComplementShardsDataset(Dataset):
         if self.multiview != "all":
             rng = np.random.default_rng([self.seed, self.epoch, pid])
             idx = np.sort(rng.choice(idx, self.multiview, replace=False))
-        from .hanco import stack_views
+        from .multiview import stack_views
 
         return stack_views([self.view_sample(int(i), extras=True) for i in idx])
 

@@ -79,7 +79,7 @@ Multi-view access (SiMA-Hand)
 The 8 cameras record synchronously, and a frame's labels in every camera are
 the same hand in that camera's frame. With `multiview=True` an item is one
 (sequence, frame): the samples of the split's cameras that have that frame's
-hand, stacked along a leading view axis (hanco.stack_views), in camera order.
+hand, stacked along a leading view axis (multiview.stack_views), in camera order.
 Each view carries the extra keys 'R', 't' (master camera -> this camera, the
 "world -> camera" of HanCo's loader) and 'camera' (index into SERIALS). The
 extrinsics file holds per serial the row-major 3x4 [R_c | t_c] that takes a
@@ -101,6 +101,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from .base import CROP_SCALE, CROP_SIZE, DatasetFormatError, box_crop, mirror_sample, project
+from .multiview import stack_views, with_camera
+from .registry import as_array, check_image, make_sample, read_image, require_file, resolve_hand_model, topology_of
 
 SUBJECTS = (
     "20200709-subject-01", "20200813-subject-02", "20200820-subject-03", "20200903-subject-04",
@@ -147,8 +149,6 @@ def split_rule(setup: str, split: str) -> tuple:
 
 def _read_yaml(path: Path, what: str) -> dict:
     import yaml
-
-    from .registry import require_file
 
     require_file(path, what)
     try:
@@ -201,8 +201,6 @@ def read_meta(root, subject: str, sequence: str) -> dict:
 def read_extrinsics(root, name: str, serials) -> dict:
     """serial -> (R, t) master camera -> that camera, from calibration/extrinsics_<name>/extrinsics.yml
     (which stores each camera -> master as a row-major 3x4 [R | t])."""
-    from .registry import as_array
-
     path = Path(root) / "calibration" / f"extrinsics_{name}" / "extrinsics.yml"
     what = "Dex-YCB extrinsics with extrinsics: {<serial>: [12 floats]}"
     table = _need(_read_yaml(path, what), "extrinsics", path, what)
@@ -221,16 +219,12 @@ def read_extrinsics(root, name: str, serials) -> dict:
 def read_betas(root, mano_calib: str) -> np.ndarray:
     path = Path(root) / "calibration" / f"mano_{mano_calib}" / "mano.yml"
     betas = _need(_read_yaml(path, "Dex-YCB MANO calibration with betas"), "betas", path, "betas: [10 floats]")
-    from .registry import as_array
-
     return as_array(betas, (10,), str(path), "betas")
 
 
 def read_label(path: Path) -> dict:
     """The arrays of a labels_%06d.npz the loader uses, with shapes checked."""
     import zipfile
-
-    from .registry import require_file
 
     require_file(path, "a Dex-YCB label file (npz with pose_m, joint_3d, joint_2d)")
     try:
@@ -252,15 +246,6 @@ def read_label(path: Path) -> dict:
 def has_hand(joint_3d: np.ndarray) -> bool:
     """False for the frames the toolkit marks as unannotated (joint_3d all -1)."""
     return not np.all(np.asarray(joint_3d) == -1)
-
-
-def resolve_hand_model(hand_model):
-    """None, a HandModel, or anything HandModel() accepts ('mano', 'openhand', a path)."""
-    if hand_model is None or hasattr(hand_model, "forward"):
-        return hand_model
-    from synth.hand_model import HandModel
-
-    return HandModel(hand_model)
 
 
 def pca_basis(hand_model) -> tuple:
@@ -310,8 +295,6 @@ class DexYCBDataset(Dataset):
         self.crop_size, self.crop_scale = int(crop_size), float(crop_scale)
         self.hand_model = resolve_hand_model(hand_model)
         if self.hand_model is not None:
-            from .registry import topology_of
-
             self._pca = pca_basis(self.hand_model)
             self.topology = topology_of(self.hand_model)
         else:
@@ -418,7 +401,6 @@ class DexYCBDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         if self.multiview:
-            from .hanco import stack_views
 
             return stack_views([self.view(int(i), extras=True) for i in self.groups[index]])
         return self.view(index)
@@ -434,8 +416,6 @@ class DexYCBDataset(Dataset):
 
     def view(self, index: int, extras: bool = False) -> dict:
         """One sample of the single-view index; `extras` adds 'R', 't' (camera_pose) and 'camera'."""
-        from .registry import make_sample, read_image
-
         s, c, f = (int(v) for v in self.mapping[index])
         img_path, label_path = self._paths(s, c, f)
         label = read_label(label_path)
@@ -459,7 +439,6 @@ class DexYCBDataset(Dataset):
                              mano_betas=betas, visibility=visible, mirrored=left, dataset=self.name,
                              sample_id=self.sample_id(index), topology=self.topology)
         if extras:
-            from .hanco import with_camera
 
             return with_camera(sample, *self.camera_pose(index), SERIALS.index(self.serials[c]))
         return sample
@@ -469,8 +448,6 @@ class DexYCBDataset(Dataset):
     def check(cls, root, limit: int | None = None) -> list:
         """Walk calibration, every subject, sequence and camera: counts of frames, hands, empty frames;
         problems for missing / unreadable files. `limit` checks the first N frames per sequence and camera."""
-        from .registry import check_image
-
         root = Path(root)
         if not root.is_dir():
             return [f"problem: {root}: Dex-YCB root directory not found"]

@@ -55,39 +55,12 @@ import torch
 from torch.utils.data import Dataset
 
 from .base import CROP_SCALE, CROP_SIZE, DatasetFormatError, box_crop, project
+from .multiview import stack_views, with_camera
+from .registry import as_array, check_image, make_sample, read_image, read_json, resolve_hand_model, topology_of
 
 NUM_CAMERAS = 8
 META_KEYS = ("is_train", "subject_id", "is_valid", "object_id", "has_fit")
 SPLITS = ("train", "test", "all")
-
-
-def stack_views(samples: list) -> dict:
-    """Stack per-view sample dicts: tensors -> (V, ...), bools -> bool (V,), ints -> int64 (V,),
-    floats -> float32 (V,), everything else -> a list of V values."""
-    if not samples:
-        raise ValueError("stack_views got no samples")
-    out = {}
-    for key, value in samples[0].items():
-        values = [s[key] for s in samples]
-        if isinstance(value, torch.Tensor):
-            out[key] = torch.stack(values)
-        elif isinstance(value, (bool, np.bool_)):
-            out[key] = torch.tensor([bool(v) for v in values], dtype=torch.bool)
-        elif isinstance(value, (int, np.integer)):
-            out[key] = torch.tensor([int(v) for v in values], dtype=torch.int64)
-        elif isinstance(value, (float, np.floating)):
-            out[key] = torch.tensor([float(v) for v in values], dtype=torch.float32)
-        else:
-            out[key] = values
-    return out
-
-
-def with_camera(sample: dict, R, t, camera: int) -> dict:
-    """A view's sample with the multi-view extras: 'R', 't' (world -> camera, float32) and 'camera'."""
-    sample["R"] = torch.as_tensor(R, dtype=torch.float32)
-    sample["t"] = torch.as_tensor(t, dtype=torch.float32)
-    sample["camera"] = camera
-    return sample
 
 
 def rotvec_to_matrix(r) -> np.ndarray:
@@ -103,8 +76,6 @@ def matrix_to_rotvec(R) -> np.ndarray:
 
 
 def read_meta(root) -> dict:
-    from .registry import read_json
-
     path = Path(root) / "meta.json"
     meta = read_json(path, f"HanCo meta data, a JSON object with {list(META_KEYS)}")
     if not isinstance(meta, dict):
@@ -123,8 +94,6 @@ def read_meta(root) -> dict:
 
 def read_calib(root, sequence: int, frame: int) -> tuple:
     """(K (C, 3, 3), M (C, 4, 4)) of one frame."""
-    from .registry import as_array, read_json
-
     path = Path(root) / "calib" / f"{sequence:04d}" / f"{frame:08d}.json"
     calib = read_json(path, 'HanCo calibration {"K": 8 x 3x3, "M": 8 x 4x4}')
     if not isinstance(calib, dict) or "K" not in calib or "M" not in calib:
@@ -136,8 +105,6 @@ def read_calib(root, sequence: int, frame: int) -> tuple:
 
 
 def read_xyz(root, sequence: int, frame: int) -> np.ndarray:
-    from .registry import as_array, read_json
-
     path = Path(root) / "xyz" / f"{sequence:04d}" / f"{frame:08d}.json"
     return as_array(read_json(path, "HanCo keypoints, 21 x 3 world coordinates in metres"), (21, 3), str(path),
                     "xyz")
@@ -145,8 +112,6 @@ def read_xyz(root, sequence: int, frame: int) -> np.ndarray:
 
 def read_shape(root, sequence: int, frame: int) -> tuple:
     """(poses (48,) relative to the mean pose, shapes (10,), global_t (3,)) of a MANO fit."""
-    from .registry import as_array, read_json
-
     path = Path(root) / "shape" / f"{sequence:04d}" / f"{frame:08d}.json"
     data = read_json(path, 'a HanCo MANO fit {"poses", "shapes", "global_t"}')
     if not isinstance(data, dict):
@@ -175,9 +140,6 @@ class HanCoDataset(Dataset):
     def __init__(self, root, split: str = "train", crop_size: int = CROP_SIZE, crop_scale: float = CROP_SCALE,
                  cameras=tuple(range(NUM_CAMERAS)), image_dir: str = "rgb", mask_dir: str | None = "mask_hand",
                  valid_only: bool = False, sequences=None, hand_model=None, multiview: bool = False):
-        from .dexycb import resolve_hand_model
-        from .registry import topology_of
-
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetFormatError(f"{self.root}: HanCo root directory not found (expected meta.json, rgb/, ...)")
@@ -226,8 +188,6 @@ class HanCoDataset(Dataset):
         return flat, shapes, verts[0].double().numpy() + global_t
 
     def _view(self, sequence: int, frame: int, camera: int, K, M, xyz, mano, extras: bool) -> dict:
-        from .registry import make_sample, read_image
-
         image = read_image(self.image_path(sequence, camera, frame), "a HanCo colour JPEG")
         if camera >= len(K):
             raise DatasetFormatError(f"{self.root / 'calib' / f'{sequence:04d}' / f'{frame:08d}.json'}: "
@@ -276,8 +236,6 @@ class HanCoDataset(Dataset):
     def check(cls, root, limit: int | None = None, image_dir: str = "rgb") -> list:
         """Counts of sequences / frames / images per split and problems for missing or broken files.
         `limit` checks the first N frames of each sequence."""
-        from .registry import check_image
-
         root = Path(root)
         try:
             meta = read_meta(root)

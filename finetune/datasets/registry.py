@@ -168,6 +168,15 @@ def topology_of(hand_model) -> str:
     return "mano" if str(getattr(hand_model, "name", "")).upper() == "MANO" else hand_model.template_hash
 
 
+def resolve_hand_model(hand_model):
+    """None, a HandModel, or anything HandModel() accepts ('mano', 'openhand', a path)."""
+    if hand_model is None or hasattr(hand_model, "forward"):
+        return hand_model
+    from synth.hand_model import HandModel
+
+    return HandModel(hand_model)
+
+
 def make_sample(image: np.ndarray, A: np.ndarray, K: np.ndarray, keypoints_3d: np.ndarray, *,
                 out_size: int = CROP_SIZE, mask: np.ndarray | None = None, vertices: np.ndarray | None = None,
                 mano_pose=None, mano_betas=None, visibility=None, mirrored: bool = False,

@@ -31,7 +31,7 @@ from .lifting import PVL, PosePooling, TwoD
 
 def build_encoder_for(encoder: str, input_size: int, pretrained_encoder=None):
     """The named encoder, or the one saved by `hands pretrain` (its name and size must agree)."""
-    from pretrain.task2d import build_named_encoder
+    from pretrain.encoders import build_named_encoder
 
     if not pretrained_encoder:
         return build_named_encoder(encoder, input_size)

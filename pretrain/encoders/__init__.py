@@ -2,6 +2,8 @@
 
     REGISTRY                  name -> Encoder subclass (or factory taking input_size=...)
     build_encoder(name, input_size=128, **kw)
+    register_encoder(name, factory), build_named_encoder(name, input_size), encoder_names()
+                              run-time registrations (tests, experiments) beside REGISTRY
     PAPER_TABLE1              name -> (parameters, Mult-Adds) of MobRecon's Table 1 at 128x128
     table1_scope(encoder)     the top-level modules Table 1 leaves out (the stacked encoders'
                               second-stack decoder, `map_decoder`; see `pretrain.complexity`)
@@ -89,10 +91,33 @@ def build_encoder(name: str, input_size: int = 128, **kw) -> Encoder:
     return REGISTRY[key](input_size=input_size, **kw)
 
 
+# factories registered at run time (tests, experiments); looked up before REGISTRY, listed beside it
+EXTRA_ENCODERS: dict = {}
+
+
+def register_encoder(name: str, factory) -> None:
+    """Make `factory(input_size=...)` buildable by name for the pretraining task and encoder files."""
+    EXTRA_ENCODERS[name] = factory
+
+
+def encoder_names() -> list:
+    return sorted(set(EXTRA_ENCODERS) | set(REGISTRY))
+
+
+def build_named_encoder(name: str, input_size: int = 128) -> Encoder:
+    """A registered or run-time-registered encoder by name (what encoder files and the trainer store)."""
+    if name in EXTRA_ENCODERS:
+        return EXTRA_ENCODERS[name](input_size=input_size)
+    try:
+        return build_encoder(name, input_size=input_size)
+    except UnknownEncoderError:
+        raise UnknownEncoderError(f"unknown encoder {name!r}; encoders: {', '.join(encoder_names())}") from None
+
+
 def table1_scope(encoder) -> tuple:
     """Names of the top-level modules that MobRecon's Table 1 does not count for this encoder."""
     return tuple(getattr(encoder, "table1_exclude", ()))
 
 
 __all__ = ["REGISTRY", "PAPER_TABLE1", "Encoder", "EncoderFeatures", "MEAN", "STD", "UnknownEncoderError",
-           "build_encoder", "normalise", "table1_scope"]
+           "build_encoder", "build_named_encoder", "encoder_names", "normalise", "register_encoder", "table1_scope"]
