@@ -1,5 +1,47 @@
+import json
+import os
+
 import pytest
 import torch
+
+# Training tests take their seed from here, so benchmarks/training_margins.py can run them under other
+# seeds (and other thread counts and instruction sets) and report how much room each assertion has.
+TRAIN_SEED = int(os.environ.get("HANDS_TEST_SEED", "0"))
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """A test that changes torch's thread count must not change the arithmetic of the tests after it."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def train_seed():
+    return TRAIN_SEED
+
+
+class Margins:
+    """`check(name, value, bound)` asserts value < bound; with HANDS_MARGIN_LOG set it also appends
+    value / bound (the share of the allowed room used) to that file, for benchmarks/training_margins.py."""
+
+    def __init__(self, nodeid):
+        self.nodeid, self.log = nodeid, os.environ.get("HANDS_MARGIN_LOG")
+
+    def check(self, name: str, value: float, bound: float, context=None):
+        value, bound = float(value), float(bound)
+        if self.log:
+            with open(self.log, "a") as f:
+                f.write(json.dumps({"test": self.nodeid, "check": name, "value": value, "bound": bound,
+                                    "used": value / bound if bound else float("inf"), "seed": TRAIN_SEED,
+                                    "threads": torch.get_num_threads()}) + "\n")
+        assert value < bound, f"{name}: {value:.4g} is not below {bound:.4g} ({context})"
+
+
+@pytest.fixture
+def margin(request):
+    return Margins(request.node.nodeid)
 
 
 @pytest.fixture(scope="session")
@@ -20,16 +62,32 @@ def complement(hand_model):
     return poses, verts.double().numpy(), kps.double().numpy()
 
 
+class RenderedSet:
+    """What the session's shared Blender renders are: 3 poses x 6 views at 128 px, OpenHand."""
+    poses = [0, 31, 700]
+    views = [0, 20, 45, 110, 150, 200]
+    resolution = 128
+
+    @staticmethod
+    def config():
+        from synth.render_config import RenderConfig
+
+        return RenderConfig(resolution=RenderedSet.resolution, samples=8, hdri_skies=1, rgb_format="png")
+
+
+@pytest.fixture(scope="session")
+def rendered_set_spec():
+    return RenderedSet
+
+
 @pytest.fixture(scope="session")
 def rendered_set(tmp_path_factory):
-    """A handful of Blender renders in the shard format (3 poses x 6 views at 128 px, OpenHand), shared by
-    the tests that overfit the reconstruction models; takes about 20 s once per session."""
+    """The session's Blender renders in the shard format (RenderedSet), shared by the rendering tests'
+    annotation checks and by the tests that overfit the reconstruction models; about 20 s once."""
     from synth.distribute import render_dataset
-    from synth.render_config import RenderConfig
 
     root = tmp_path_factory.mktemp("rendered_set")
-    cfg = RenderConfig(resolution=128, samples=8, hdri_skies=1, rgb_format="png")
-    summary = render_dataset(cfg, root, [0, 31, 700], [0, 20, 45, 110, 150, 200], workers=0, progress=False,
-                             report=lambda *a, **k: None)
-    assert summary.failed == {}
+    summary = render_dataset(RenderedSet.config(), root, RenderedSet.poses, RenderedSet.views, workers=0,
+                             progress=False, report=lambda *a, **k: None)
+    assert summary.failed == {} and sorted(summary.done) == RenderedSet.poses
     return root

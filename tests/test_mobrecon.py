@@ -245,13 +245,16 @@ def test_cli_finetune_writes_a_model_and_evaluation_files(shards, tmp_path, caps
 
 
 @pytest.mark.slow
-def test_overfitting_rendered_samples_drives_pa_mpjpe_down(rendered_set, tmp_path):
+@pytest.mark.trains
+def test_overfitting_rendered_samples_drives_pa_mpjpe_down(rendered_set, tmp_path, train_seed, margin):
     """Six Blender renders (3 poses x 2 views), 120 steps: PA-MPJPE and the 2D error fall well below
-    their start (measured on an idle 2-core machine: 51.4 -> 18.6 mm and 31.2 -> 0.8 px after 150 steps)."""
+    their start. At lr 1e-3 the PA-MPJPE was still falling steadily at step 120 (49 -> 24 mm), so where a
+    CPU's rounding delayed the descent a little the run ended above half its start; at 3e-3 it falls
+    about twice as fast (44 mm at step 10, 24 at 60, 14 at 120), leaving room at the end."""
     from finetune.model_eval import evaluate_loader
     from pretrain.trainer import Trainer
 
-    cfg = _config(tmp_path / "run", rendered_set, epochs=120, batch_size=6)
+    cfg = _config(tmp_path / "run", rendered_set, epochs=120, batch_size=6, lr=3e-3, seed=train_seed)
     spec = {"name": "complement", "root": str(rendered_set), "options": {"views": [0, 110]}}
     cfg.task_options.update(datasets=[spec], eval_datasets={"train": spec})
     trainer = Trainer(cfg)
@@ -259,8 +262,8 @@ def test_overfitting_rendered_samples_drives_pa_mpjpe_down(rendered_set, tmp_pat
     before = evaluate_loader(trainer.model.eval(), loader, trainer.device)[0]
     after = trainer.fit().metrics["train"]
     assert before["samples"] == after["samples"] == 6
-    assert after["pa_mpjpe_mm"] < 0.5 * before["pa_mpjpe_mm"], (before, after)
-    assert after["px_2d"] < 0.5 * before["px_2d"], (before, after)
+    margin.check("pa_mpjpe after / before", after["pa_mpjpe_mm"] / before["pa_mpjpe_mm"], 0.5, (before, after))
+    margin.check("px_2d after / before", after["px_2d"] / before["px_2d"], 0.5, (before, after))
 
 
 def test_root_recovery_of_a_collapsed_prediction_falls_back_to_the_prior_depth():

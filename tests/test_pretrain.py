@@ -18,10 +18,11 @@ from pretrain.checkpoint import load_pretrained_encoder, save_encoder
 from pretrain.data2d import Augment2D, Pose2DSamples, choose_heldout_poses, load_splits
 from pretrain.sketch_data import write_sketch_dataset
 from pretrain.image_ops import warp_image as warp
+from pretrain.encoders import build_named_encoder, register_encoder
 from pretrain.encoders.base import Encoder, EncoderFeatures, normalise
 from pretrain.evaluate2d import pck_2d
-from pretrain.task2d import (Pose2DNet, Pose2DTask, build_named_encoder, gaussian_heatmaps, heatmap_peaks,
-                             load_pose2d_model, norm_to_px, px_to_norm, register_encoder)
+from pretrain.task2d import (Pose2DNet, Pose2DTask, gaussian_heatmaps, heatmap_peaks, load_pose2d_model, norm_to_px,
+                             px_to_norm)
 from pretrain.trainer import TrainConfig, Trainer, train
 
 S = 64
@@ -316,22 +317,23 @@ def test_pipeline_stages(sketch, tmp_path):
 # ---------------------------------------------------------------- it learns
 
 @pytest.mark.slow
-def test_training_brings_the_2d_error_well_below_its_start(tmp_path):
-    """Held-out poses: after 300 steps the MapReg error is under half the untrained model's (measured: 37 %),
-    the heatmap-peak error under a third (17 %)."""
+@pytest.mark.trains
+def test_training_brings_the_2d_error_well_below_its_start(tmp_path, train_seed, margin):
+    """Held-out poses: after 480 steps the MapReg error is under half the untrained model's, the heatmap-peak
+    error under a third (at 300 steps the MapReg error was at 37-41 % of its start: too little room)."""
     from torch.utils.data import DataLoader
 
     from pretrain.evaluate2d import evaluate_split
 
     data = write_sketch_dataset(tmp_path / "data", poses=range(10), views=range(16), size=96)
-    cfg = _config(data, tmp_path / "run", epochs=25, batch_size=8, milestones=[], eval_every=-1,
+    cfg = _config(data, tmp_path / "run", epochs=40, batch_size=8, milestones=[], eval_every=-1, seed=train_seed,
                   task_options={"heldout_poses": 0.2})
     t = Trainer(cfg)
     loader = DataLoader(t.eval_sets["heldout_poses"], batch_size=32)
     before = evaluate_split(t.model, loader, t.device)
     res = t.fit()
-    assert res.step == 300
+    assert res.step == 480
     after = res.metrics["heldout_poses"]
-    assert after["mean_px"] < 0.5 * before["mean_px"], (before["mean_px"], after["mean_px"])
-    assert after["auc"] > before["auc"] + 0.2, (before["auc"], after["auc"])
-    assert after["hm_mean_px"] < 0.33 * before["hm_mean_px"], (before["hm_mean_px"], after["hm_mean_px"])
+    margin.check("mean_px after / before", after["mean_px"] / before["mean_px"], 0.5, (before, after))
+    margin.check("0.2 / auc gain", 0.2 / max(after["auc"] - before["auc"], 1e-9), 1.0, (before["auc"], after["auc"]))
+    margin.check("hm_mean_px after / before", after["hm_mean_px"] / before["hm_mean_px"], 0.33, (before, after))

@@ -1,6 +1,7 @@
 """Rendering with Blender: annotation consistency, HDRI backgrounds, resumable runs, bad HDRIs, Ray.
 
-Renders a few small images (64-96 px, few samples), so most tests here are slow.
+Renders a few small images (64-96 px, few samples), so most tests here are slow; the annotation checks
+read the session's shared renders (conftest.RenderedSet).
 """
 import io
 import json
@@ -21,8 +22,6 @@ from synth.render_config import RenderConfig, draw_skin, draw_world
 
 RES = 96
 CFG = RenderConfig(resolution=RES, samples=8, hdri_skies=1, rgb_format="png")
-POSES = [0, 700]
-VIEWS = [0, 57, 110, 160]
 
 
 def _members(tar_path: Path) -> dict:
@@ -37,23 +36,14 @@ def _png(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)))
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    from synth.distribute import render_dataset
-
-    root = tmp_path_factory.mktemp("complement")
-    summary = render_dataset(CFG, root, POSES, VIEWS, workers=0, progress=False)
-    assert summary.failed == {} and sorted(summary.done) == POSES
-    return root
-
-
-def _samples(root: Path):
+def _samples(root: Path, spec):
+    """(plan, pose, view, annotation, rgb, depth, mask) of every sample of the session's shared renders."""
     from synth.render_shard import prepare
 
-    plan = prepare(CFG)
-    for pose in POSES:
+    plan = prepare(spec.config())
+    for pose in spec.poses:
         files = _members(root / "shards" / f"{pose:04d}.tar")
-        for view in VIEWS:
+        for view in spec.views:
             key = f"{pose:04d}_{view:03d}"
             ann = json.loads(files[f"{key}.json"])
             yield plan, pose, view, ann, _png(files[f"{key}.rgb.png"]), \
@@ -61,8 +51,8 @@ def _samples(root: Path):
 
 
 @pytest.mark.slow
-def test_keypoints_2d_are_the_projection_of_the_3d_ones(rendered):
-    for plan, pose, view, ann, *_ in _samples(rendered):
+def test_keypoints_2d_are_the_projection_of_the_3d_ones(rendered_set, rendered_set_spec):
+    for plan, pose, view, ann, *_ in _samples(rendered_set, rendered_set_spec):
         K, X = np.asarray(ann["K"]), np.asarray(ann["keypoints_3d"])
         uv = (X @ K.T)[:, :2] / X[:, 2:3]
         np.testing.assert_allclose(np.asarray(ann["keypoints_2d"]), uv, atol=1e-9)
@@ -72,17 +62,18 @@ def test_keypoints_2d_are_the_projection_of_the_3d_ones(rendered):
 
 
 @pytest.mark.slow
-def test_depth_and_mask_agree_with_the_geometry(rendered):
+def test_depth_and_mask_agree_with_the_geometry(rendered_set, rendered_set_spec):
     inside_share, errors, ious, shifts = [], [], [], []
-    for plan, pose, view, ann, rgb, depth, mask in _samples(rendered):
+    res = rendered_set_spec.resolution
+    for plan, pose, view, ann, rgb, depth, mask in _samples(rendered_set, rendered_set_spec):
         R, t, K = np.asarray(ann["R"]), np.asarray(ann["t"]), np.asarray(ann["K"])
         dense = plan.render_mesh.densify(plan.vertices[pose]) @ R.T + t
-        z_ref, _, _ = rasterize(dense, plan.render_mesh.faces, K, (RES, RES))
+        z_ref, _, _ = rasterize(dense, plan.render_mesh.faces, K, (res, res))
         # the rendered (dense) mesh's vertices that an independent z-buffer shows at
         # their pixel: the surface seen at the pixel centre is the vertex's own (within 1.5 mm)
         verts = dense
         px = np.round((verts @ K.T)[:, :2] / verts[:, 2:3]).astype(int)
-        ok = (px >= 0).all(axis=1) & (px < RES).all(axis=1)
+        ok = (px >= 0).all(axis=1) & (px < res).all(axis=1)
         px, verts = px[ok], verts[ok]
         seen = z_ref[px[:, 1], px[:, 0]]
         visible = np.isfinite(seen) & (np.abs(verts[:, 2] - seen) <= 1.5e-3)
@@ -102,13 +93,14 @@ def test_depth_and_mask_agree_with_the_geometry(rendered):
 
 
 @pytest.mark.slow
-def test_annotations_record_the_random_draws(rendered):
-    for plan, pose, view, ann, rgb, depth, mask in _samples(rendered):
-        assert ann["skin"] == draw_skin(CFG, pose, view)
-        world = draw_world(CFG, pose, view, plan.usable_hdris)
+def test_annotations_record_the_random_draws(rendered_set, rendered_set_spec):
+    cfg, res = rendered_set_spec.config(), rendered_set_spec.resolution
+    for plan, pose, view, ann, rgb, depth, mask in _samples(rendered_set, rendered_set_spec):
+        assert ann["skin"] == draw_skin(cfg, pose, view)
+        world = draw_world(cfg, pose, view, plan.usable_hdris)
         assert ann["hdri"] == {k: world[k] for k in ("id", "rotation_deg", "strength")}
         assert ann["hdri"]["id"] in {e.id for e in plan.catalog if e.split == "train"}
-        assert rgb.shape == (RES, RES, 3) and rgb.dtype == np.uint8
+        assert rgb.shape == (res, res, 3) and rgb.dtype == np.uint8
         x0, y0, x1, y1 = ann["crop_box"]
         ys, xs = np.nonzero(mask)
         assert (x0, y0, x1, y1) == (xs.min() - 0.5, ys.min() - 0.5, xs.max() + 0.5, ys.max() + 0.5)

@@ -374,6 +374,7 @@ def test_complexity_of_the_registered_models(name):
 # ---------------------------------------------------------------- training (shared trainer, CLI)
 
 def _config(out, data, model, model_options, epochs, batch_size=6, views=(0, 45), lr=1e-3, **kw):
+    """One step an epoch (6 samples, batch 6), constant learning rate."""
     from pretrain.trainer import TrainConfig
 
     spec = {"name": "complement", "root": str(data), "options": {"views": list(views)}}
@@ -388,7 +389,6 @@ def _overfit(cfg):
     from finetune.model_eval import evaluate_loader
     from pretrain.trainer import Trainer
 
-    torch.manual_seed(0)
     trainer = Trainer(cfg)
     loader = trainer.eval_loaders(final=True)["train"]
     before = evaluate_loader(trainer.model.eval(), loader, trainer.device)[0]
@@ -397,27 +397,32 @@ def _overfit(cfg):
 
 
 @pytest.mark.slow
-def test_sar_overfits_rendered_samples(rendered_set, tmp_path):
-    cfg = _config(tmp_path / "sar", rendered_set, "sar_resnet18", SAR_SMALL, epochs=40)
+@pytest.mark.trains
+def test_sar_overfits_rendered_samples(rendered_set, tmp_path, train_seed, margin):
+    cfg = _config(tmp_path / "sar", rendered_set, "sar_resnet18", SAR_SMALL, epochs=40, seed=train_seed)
     _, _, before, after = _overfit(cfg)
-    assert after["pa_mpjpe_mm"] < 0.5 * before["pa_mpjpe_mm"], (before, after)
-    assert after["pa_mpvpe_mm"] < 0.5 * before["pa_mpvpe_mm"], (before, after)
-    assert after["px_2d"] < 0.5 * before["px_2d"], (before, after)
+    for key in ("pa_mpjpe_mm", "pa_mpvpe_mm", "px_2d"):
+        margin.check(f"{key} after / before", after[key] / before[key], 0.5, (before, after))
 
 
 @pytest.mark.slow
+@pytest.mark.trains
 @pytest.mark.parametrize("supervision", ["full", "2d"])
-def test_smr_overfits_rendered_samples(rendered_set, tmp_path, supervision):
+def test_smr_overfits_rendered_samples(rendered_set, tmp_path, supervision, train_seed, margin):
     from finetune.models.smr import prior_range
 
     from finetune.models.sar import bone_lengths, keypoint_template
 
+    # fully supervised: lr 2e-3 (at 1e-3 the PA-MPJPE was still at 42 % of its start after 100 steps on
+    # some views, at 2e-3 at 21 %); 2D-only: 50 steps at 1e-3
+    full = supervision == "full"
     cfg = _config(tmp_path / f"smr_{supervision}", rendered_set, "smr_resnet18",
-                  {**SMR_SMALL, "supervision": supervision}, epochs=100 if supervision == "full" else 50)
+                  {**SMR_SMALL, "supervision": supervision}, epochs=100 if full else 50, lr=2e-3 if full else 1e-3,
+                  seed=train_seed)
     trainer, loader, before, after = _overfit(cfg)
-    assert after["px_2d"] < 0.5 * before["px_2d"], (before, after)
+    margin.check("px_2d after / before", after["px_2d"] / before["px_2d"], 0.5, (before, after))
     if supervision == "full":
-        assert after["pa_mpjpe_mm"] < 0.5 * before["pa_mpjpe_mm"], (before, after)
+        margin.check("pa_mpjpe after / before", after["pa_mpjpe_mm"] / before["pa_mpjpe_mm"], 0.5, (before, after))
     # the mesh stays a valid hand: MANO parameters inside the prior's range on every sample (the angles
     # by construction, bounded=True; the betas by their prior), and bones of a hand's proportions
     model = trainer.model.eval()
@@ -428,8 +433,8 @@ def test_smr_overfits_rendered_samples(rendered_set, tmp_path, supervision):
             r = prior_range(out["theta"], out["beta"])
             assert r["inside"], r
             for kp in out["keypoints_3d"].numpy():
-                ratio = bone_lengths(kp) / template
-                assert ratio.min() > 0.8 and ratio.max() < 1.25, ratio
+                ratio = bone_lengths(kp) / template   # each within a factor 1.25 of the template's
+                margin.check("bones' |log(length / template)|", np.abs(np.log(ratio)).max(), np.log(1.25), ratio)
 
 
 @pytest.mark.slow

@@ -234,15 +234,16 @@ def test_canonical_targets_undo_the_palm_rotation():
     assert torch.allclose(torch.einsum("bij,bvj->bvi", a["R"], a["vertices"]), verts, atol=1e-5)
 
 
-def _config(out, data, stage, steps, views=3, **opts):
+def _config(out, data, stage, steps, views=3, seed=0, **opts):
     from pretrain.trainer import TrainConfig
 
     options = {"stage": stage, "views": views, "input_size": S, "augment": False,
                "datasets": [{"name": "complement", "root": str(data)}],
                "eval_datasets": {"train": {"name": "complement", "root": str(data)}},
                "model_options": {"orient_dim": 16}, **opts}
-    return TrainConfig(task="sima", out=str(out), epochs=steps, batch_size=3, lr=1e-3, milestones=[], num_workers=0,
-                       checkpoint_every=0, log_every=5, eval_every=-1, progress=False, task_options=options)
+    return TrainConfig(task="sima", out=str(out), epochs=steps, batch_size=3, lr=1e-3, milestones=[],
+                       num_workers=0, seed=seed, checkpoint_every=0, log_every=5, eval_every=-1, progress=False,
+                       task_options=options)
 
 
 def _train_term(out, tag):
@@ -252,37 +253,40 @@ def _train_term(out, tag):
 
 
 @pytest.mark.slow
-def test_mvr_then_svr_with_distillation_overfit_rendered_samples(rendered_set, tmp_path):
+@pytest.mark.trains
+def test_mvr_then_svr_with_distillation_overfit_rendered_samples(rendered_set, tmp_path, train_seed, margin):
     """3 poses x 3 views of Blender renders at 64 px. MVR-Hand: 100 steps; SVR-Hand from
-    it with L_SE and L_OE: 30 steps. Errors must fall well below their start, the distillation terms too."""
+    it with L_SE and L_OE: 50 steps (at 30 its PA-MPJPE ended at 64 % of its start, too near the 80 % bound). Errors must fall well below their start, the distillation terms too."""
     from finetune.task_sima import evaluate_multiview
     from pretrain.trainer import Trainer
 
     torch.set_num_threads(1)
     mvr_out = tmp_path / "mvr"
-    trainer = Trainer(_config(mvr_out, rendered_set, "mvr", 100, orientation_phase_epoch=10))
+    trainer = Trainer(_config(mvr_out, rendered_set, "mvr", 100, seed=train_seed, orientation_phase_epoch=10))
     loader = trainer.eval_loaders(final=True)["train"]
     before = evaluate_multiview(trainer.model, loader, trainer.device)[0]
     result = trainer.fit()
     after = result.metrics["train"]
     print("MVR before", before, "after", after)
-    assert after["pa_mpjpe_mm"] < 0.7 * before["pa_mpjpe_mm"], (before, after)
-    assert after["px_2d"] < 0.8 * before["px_2d"], (before, after)
+    margin.check("MVR pa_mpjpe after / before", after["pa_mpjpe_mm"] / before["pa_mpjpe_mm"], 0.7, (before, after))
+    margin.check("MVR px_2d after / before", after["px_2d"] / before["px_2d"], 0.8, (before, after))
     rot = _train_term(mvr_out, "rot")
-    assert rot and rot[-1] < rot[0], rot
+    assert rot, "no train/rot rows in scalars.csv"
+    margin.check("MVR rotation loss last / first", rot[-1] / rot[0], 1.0, rot)
 
     svr_out = tmp_path / "svr"
     every_view = {"train": {"name": "complement", "root": str(rendered_set), "options": {"multiview": "all"}}}
-    trainer = Trainer(_config(svr_out, rendered_set, "svr", 30, views=None, teacher=str(result.files["model"]),
-                              eval_datasets=every_view))
+    trainer = Trainer(_config(svr_out, rendered_set, "svr", 50, views=None, seed=train_seed,
+                              teacher=str(result.files["model"]), eval_datasets=every_view))
     loader = trainer.eval_loaders(final=True)["train"]
     before = evaluate_multiview(trainer.model, loader, trainer.device)[0]
     after = trainer.fit().metrics["train"]
     se, oe = _train_term(svr_out, "se"), _train_term(svr_out, "oe")
     print("SVR before", before, "after", after, "se", se, "oe", oe)
     assert before["samples"] == 18       # SVR is scored on every view of every pose
-    assert after["pa_mpjpe_mm"] < 0.8 * before["pa_mpjpe_mm"], (before, after)
-    assert se[-1] < se[0] and oe[-1] < oe[0], (se, oe)
+    margin.check("SVR pa_mpjpe after / before", after["pa_mpjpe_mm"] / before["pa_mpjpe_mm"], 0.8, (before, after))
+    margin.check("SVR L_SE last / first", se[-1] / se[0], 1.0, se)
+    margin.check("SVR L_OE last / first", oe[-1] / oe[0], 1.0, oe)
 
 
 def test_orientation_terms_wait_for_their_phase_and_single_view_loaders_are_refused():
@@ -351,9 +355,11 @@ def test_dexycb_multiview_batches_and_too_few_cameras_are_refused(hand_model, tm
 
 
 @pytest.mark.slow
-def test_mvr_trains_on_dexycb_multiview_items(hand_model, tmp_path):
+@pytest.mark.trains
+def test_mvr_trains_on_dexycb_multiview_items(hand_model, tmp_path, train_seed, margin):
     """MVR-Hand through the trainer on Dex-YCB items (3 of a frame's 8 cameras, right and left hands):
-    the data path end to end, and the error on those items falls well below its start (dot images)."""
+    the data path end to end, and the error on those items falls well below its start (dot images; 50 steps:
+    after 30 the 2D error had fallen only to 89 % of its start)."""
     import sys
     from pathlib import Path
 
@@ -367,13 +373,13 @@ def test_mvr_trains_on_dexycb_multiview_items(hand_model, tmp_path):
     write_dexycb(tmp_path / "dex", hand_model, subjects=(6,))
     dex = {"name": "dexycb", "root": str(tmp_path / "dex"),
            "options": {"setup": "s1", "split": "val", "hand_model": "openhand"}}
-    trainer = Trainer(_config(tmp_path / "mvr", None, "mvr", 30, views=3, datasets=[dex],
+    trainer = Trainer(_config(tmp_path / "mvr", None, "mvr", 50, views=3, seed=train_seed, datasets=[dex],
                               eval_datasets={"train": dex}))
     loader = trainer.eval_loaders(final=True)["train"]
     before = evaluate_multiview(trainer.model, loader, trainer.device)[0]
     after = trainer.fit().metrics["train"]
     print("Dex-YCB MVR before", before, "after", after)
     assert before["samples"] == after["samples"] == 3 * 3
-    assert after["pa_mpjpe_mm"] < 0.5 * before["pa_mpjpe_mm"], (before, after)
-    assert after["px_2d"] < before["px_2d"], (before, after)
-    assert after["rot_deg"] < 0.5 * before["rot_deg"], (before, after)
+    margin.check("pa_mpjpe after / before", after["pa_mpjpe_mm"] / before["pa_mpjpe_mm"], 0.5, (before, after))
+    margin.check("px_2d after / before", after["px_2d"] / before["px_2d"], 1.0, (before, after))
+    margin.check("rot_deg after / before", after["rot_deg"] / before["rot_deg"], 0.5, (before, after))
