@@ -434,7 +434,7 @@ def _config(out, data, **kw):
     spec = {"name": "complement", "root": str(data), "options": {"views": [0, 110]}}
     opts = {"model": "csr_resnet18", "datasets": [spec], "eval_datasets": {"train": spec}, "augment": False,
             "consistency": False}
-    base = dict(task="mesh", out=str(out), epochs=30, batch_size=6, lr=1e-3, milestones=[], num_workers=0,
+    base = dict(task="mesh", out=str(out), epochs=50, batch_size=6, lr=1e-3, milestones=[], num_workers=0,
                 progress=False, checkpoint_every=0, eval_every=-1, log_every=1, seed=0, task_options=opts)
     base.update(kw)
     return TrainConfig(**base)
