@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/render.py [--samples 16] [--views 12] [--skip-ray]
 
 1. seconds per image at 128 and 256 px for the given samples (one shard of
-   `--views` views of one pose, in this process);
+   `--views` views of one pose, in this process), for the default look and for
+   the plain look (no forearm, occluders, camera effects or skin detail: the
+   renderer before the realism settings), and the default look's extra cost;
 2. the orchestration overhead of render_shard (posing, world/skin/camera
    updates, EXR read-back, PNG encoding, tar writing) against a bare
    bpy.ops.render.render() of the same scene, same view count, one HDRI run;
@@ -27,6 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from synth.distribute import render_dataset  # noqa: E402
 from synth.render_config import RenderConfig, draw_skin, draw_world  # noqa: E402
 from synth.render_shard import prepare, render_shard, scene_for  # noqa: E402
+
+
+# the renderer's look before the realism settings (forearm, skin detail, occluders, camera effects)
+PLAIN_LOOK = {"forearm": False, "skin_detail": False, "occluder_prob": 0.0, "camera_effects": "off"}
 
 
 def per_image(cfg: RenderConfig, views: list) -> tuple:
@@ -74,10 +80,14 @@ def main() -> None:
     print(f"samples per pixel: {args.samples}; {args.views} views of pose 0 per measurement")
     for res in (128, 256):
         cfg = RenderConfig(resolution=res, samples=args.samples, hdri_run_length=max(args.views, 1))
+        plain = replace(cfg, **PLAIN_LOOK)
+        plain_total, _ = per_image(plain, views)
         total, render_only = per_image(cfg, views)
         bare = bare_render(cfg, views)
         print(f"{res:4d} px: {total:.3f} s per image (render call {render_only:.3f} s); bare "
               f"bpy.ops.render.render() {bare:.3f} s; orchestration overhead {100 * (total / bare - 1):.1f} %")
+        print(f"{res:4d} px: plain look {plain_total:.3f} s per image; the default look costs "
+              f"{100 * (total / plain_total - 1):+.1f} %")
     if args.skip_ray:
         return
     cfg = RenderConfig(resolution=128, samples=args.samples, threads=1)

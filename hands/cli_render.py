@@ -41,7 +41,9 @@ def config_from_args(args):
             "hdri_skies": args.skies, "threads": args.threads,
             "hdri_folders": tuple(args.hdri_folder) if args.hdri_folder else None,
             "hdri_heldout": tuple(args.heldout) if args.heldout else None,
-            "hdri_strict": True if args.strict else None, "hdri_split": args.hdri_split}
+            "hdri_strict": True if args.strict else None, "hdri_split": args.hdri_split,
+            "forearm": False if args.no_forearm else None, "occluder_prob": args.occluders,
+            "camera_effects": args.camera_effects}
     base.update({k: v for k, v in over.items() if v is not None})
     return RenderConfig.from_dict(base)
 
@@ -81,6 +83,13 @@ def _cmd_render(args) -> None:
         "seconds": summary.seconds, "render_seconds": summary.render_seconds, "cpus": summary.cpus}, indent=1))
     if summary.failed:
         raise RuntimeError(f"{len(summary.failed)} shard(s) failed; re-run the same command to retry them")
+    if args.preview:
+        from synth.pictures import contact_sheet
+        from synth.reader import ComplementDataset
+
+        path = out / "preview.png"
+        contact_sheet(ComplementDataset(out, poses=pose_ids, views=view_ids), count=args.preview).save(path)
+        print(f"preview: {path} ({args.preview} random samples at full size, with their label maps)")
 
 
 def add_parser(sub) -> None:
@@ -103,6 +112,12 @@ def add_parser(sub) -> None:
     r.add_argument("--strict", action="store_true", help="stop on a bad HDRI file instead of skipping it")
     r.add_argument("--hdri-split", choices=["train", "heldout"],
                    help="environments to draw from: 'train' (default) or 'heldout' for evaluation shards")
+    r.add_argument("--no-forearm", action="store_true", help="render the hand alone (open wrist)")
+    r.add_argument("--occluders", type=float, metavar="P", help="share of samples with occluders (default 0.3)")
+    r.add_argument("--camera-effects", choices=["auto", "on", "off"],
+                   help="camera and sensor effects: auto (default: on for the train split), on, off")
+    r.add_argument("--preview", type=int, metavar="N", default=0,
+                   help="write OUT/preview.png: N random samples at full size with their label maps")
     r.add_argument("--workers", type=int, default=1,
                    help="local Ray workers (default 1); 0 renders in this process without Ray")
     r.add_argument("--address", help="join an existing Ray cluster (or set RAY_ADDRESS)")

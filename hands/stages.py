@@ -158,9 +158,10 @@ def render(ctx, *, poses: list = (0, 31, 700), views: list = (0, 20, 45, 75, 110
     ctx.give(dataset=root)
 
 
-def render_preview(ctx, *, count: int = 12, columns: int = 6):
-    """Read the rendered shards back and draw 2D keypoints and mask outlines on a grid."""
-    from synth.pictures import grid, labelled, preview_tile
+def render_preview(ctx, *, count: int = 12, columns: int = 6, realism: int = 8):
+    """Read the rendered shards back and draw 2D keypoints and mask outlines on a grid; and a contact sheet
+    of `realism` random samples as rendered, at full size, beside their label maps."""
+    from synth.pictures import contact_sheet, grid, labelled, preview_tile
     from synth.reader import ComplementDataset
 
     ds = ComplementDataset(ctx.need("dataset", "render"))
@@ -173,6 +174,11 @@ def render_preview(ctx, *, count: int = 12, columns: int = 6):
     grid(tiles, columns=columns).save(path)
     ctx.figure("samples in dataset", len(ds))
     ctx.picture(path, "rendered samples read back from the shards: 2D keypoints and the mask outline (cyan)")
+    if realism:
+        sheet = ctx.out / "realism.png"
+        contact_sheet(ds, count=realism, columns=4).save(sheet)
+        ctx.picture(sheet, "random samples as rendered (forearm, skin, occluders, camera effects) and their "
+                           "label maps: hand white, forearm orange, occluders blue")
 
 
 STAGES = {

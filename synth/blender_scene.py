@@ -1,10 +1,12 @@
 """One persistent Blender scene per worker process, built from Python (no .blend file).
 
 The scene holds the dense render mesh (vertices rewritten with foreach_set for
-every pose), a Principled-BSDF skin with subsurface scattering, the HDRI world
-(hdri.blender_world) and the rig camera. Each render writes one multilayer EXR
-with the Combined, Depth (planar camera z, metres) and Object Index passes, so
-RGB, depth and silhouette come from the same render; the RGB is the Combined
+every pose), the forearm that closes its wrist (synth/forearm.py), a pool of
+occluder objects (synth/occluders.py), a Principled-BSDF skin with subsurface
+scattering, the HDRI world (hdri.blender_world) and the rig camera. Each render
+writes one multilayer EXR with the Combined, Depth (planar camera z, metres)
+and Object Index passes (hand 1, arm 2, occluders 3), so RGB, depth and the
+labelled mask come from the same render; the RGB is the Combined
 pass through the sRGB transfer function (Blender's 'Standard' view transform).
 """
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .render_config import RenderConfig
 from .skin import linear_to_srgb, srgb_to_linear
 
 HAND_PASS_INDEX = 1
+ARM_PASS_INDEX = 2
+OCCLUDER_PASS_INDEX = 3
 SKIN_SOCKETS = {"skin_color": "Base Color", "skin_roughness": "Roughness",
                 "skin_subsurface_weight": "Subsurface Weight", "skin_subsurface_radius": "Subsurface Radius",
                 "skin_subsurface_scale": "Subsurface Scale"}
@@ -43,7 +47,7 @@ def _gpu_available(bpy) -> bool:
 
 
 class BlenderScene:
-    def __init__(self, cfg: RenderConfig, dense_faces: np.ndarray, num_dense: int):
+    def __init__(self, cfg: RenderConfig, dense_faces: np.ndarray, num_dense: int, regions: dict | None = None):
         import bpy
 
         self.bpy = bpy
@@ -56,7 +60,8 @@ class BlenderScene:
         r.resolution_x = r.resolution_y = cfg.resolution
         r.resolution_percentage = 100
         r.use_persistent_data = True
-        r.film_transparent = False
+        r.film_transparent = bool(cfg.backdrop_folders)   # photo backdrops go behind the alpha
+        self.backdrop = None
         if cfg.threads:
             r.threads_mode, r.threads = "FIXED", cfg.threads
         use_gpu = cfg.device == "gpu" or (cfg.device == "auto" and _gpu_available(bpy))
@@ -93,18 +98,23 @@ class BlenderScene:
         obj.pass_index = HAND_PASS_INDEX
         scene.collection.objects.link(obj)
 
-        mat = bpy.data.materials.new("skin")
-        mat.use_nodes = True
-        mesh.materials.append(mat)
-        nt = mat.node_tree
-        bsdf = nt.nodes["Principled BSDF"]
         # the skin's parameters are object properties read by Attribute nodes: changing
         # them per sample costs Cycles an object update, not a shader re-sync (3x cheaper)
-        for prop, socket in SKIN_SOCKETS.items():
-            node = nt.nodes.new("ShaderNodeAttribute")
-            node.attribute_type, node.attribute_name = "OBJECT", prop
-            vector = socket in ("Base Color", "Subsurface Radius")
-            nt.links.new(node.outputs["Color" if vector else "Fac"], bsdf.inputs[socket])
+        if regions is not None:  # the procedural skin (synth/skin_shader.py) on the region weights
+            from .skin_shader import build_skin_material
+
+            build_skin_material(bpy, obj, regions)
+        else:  # no regions: the plain one-colour skin
+            mat = bpy.data.materials.new("skin")
+            mat.use_nodes = True
+            mesh.materials.append(mat)
+            nt = mat.node_tree
+            bsdf = nt.nodes["Principled BSDF"]
+            for prop, socket in SKIN_SOCKETS.items():
+                node = nt.nodes.new("ShaderNodeAttribute")
+                node.attribute_type, node.attribute_name = "OBJECT", prop
+                vector = socket in ("Base Color", "Subsurface Radius")
+                nt.links.new(node.outputs["Color" if vector else "Fac"], bsdf.inputs[socket])
         self.hand = obj
 
         cam_data = bpy.data.cameras.new("camera")
@@ -115,10 +125,118 @@ class BlenderScene:
         scene.collection.objects.link(self.camera)
         scene.camera = self.camera
         self._world_key = None
+        self._build_forearm(bpy, scene, dense_faces, num_dense)
+        self._build_occluders(bpy, scene)
+
+    def _build_forearm(self, bpy, scene, dense_faces, num_dense) -> None:
+        """The forearm object (synth/forearm.py): its own mesh and pass index, the hand's skin material."""
+        from .forearm import forearm_faces, wrist_loop_indices
+
+        faces = forearm_faces(len(wrist_loop_indices(dense_faces)))
+        mesh = bpy.data.meshes.new("forearm")
+        mesh.from_pydata(np.zeros((faces.max() + 1, 3)).tolist(), [], faces.tolist())
+        mesh.polygons.foreach_set("use_smooth", np.ones(len(mesh.polygons), dtype=bool))
+        mesh.update()
+        for mat in self.hand.data.materials:
+            mesh.materials.append(mat)
+        self.arm = bpy.data.objects.new("forearm", mesh)
+        self.arm.pass_index = ARM_PASS_INDEX
+        self.arm.hide_render = True
+        scene.collection.objects.link(self.arm)
+
+    def _build_occluders(self, bpy, scene) -> None:
+        """`occluder_max` slots, each with one object per kind (its own copy of the kind's unit mesh), always
+        rendered. A sample moves the used object's vertices into place and collapses every other one to a
+        point (no area, never seen). Why not hide, swap meshes or move objects: with persistent data Cycles'
+        pixels then depended on which occluders earlier samples had shown; vertex updates, like the hand's
+        and the forearm's, keep every sample's pixels a function of that sample alone."""
+        from .occluders import KINDS, unit_mesh
+
+        mat = bpy.data.materials.new("occluder")
+        self.occluders = []    # per slot: {kind: (object, unit vertices)}
+        for i in range(max(0, self.cfg.occluder_max)):
+            slot = {}
+            for kind in KINDS:
+                v, f = unit_mesh(kind)
+                mesh = bpy.data.meshes.new(f"occluder_{i}_{kind}")
+                mesh.from_pydata(np.zeros_like(v).tolist(), [], f.tolist())
+                mesh.polygons.foreach_set("use_smooth", np.full(len(mesh.polygons), kind != "box"))
+                mesh.update()
+                mesh.materials.append(mat)
+                obj = bpy.data.objects.new(mesh.name, mesh)
+                obj.pass_index = OCCLUDER_PASS_INDEX
+                scene.collection.objects.link(obj)
+                slot[kind] = (obj, v)
+            self.occluders.append(slot)
+        mat.use_nodes = True
+        nt = mat.node_tree
+        bsdf = nt.nodes["Principled BSDF"]
+
+        def prop(name, vector=False):
+            node = nt.nodes.new("ShaderNodeAttribute")
+            node.attribute_type, node.attribute_name = "OBJECT", name
+            return node.outputs["Color" if vector else "Fac"]
+
+        coords = nt.nodes.new("ShaderNodeTexCoord").outputs["Object"]
+        noise, checker = nt.nodes.new("ShaderNodeTexNoise"), nt.nodes.new("ShaderNodeTexChecker")
+        for tex in (noise, checker):
+            nt.links.new(coords, tex.inputs["Vector"])
+            nt.links.new(prop("occ_pattern_scale"), tex.inputs["Scale"])
+        pick = nt.nodes.new("ShaderNodeMix")           # noise (0) or checker (1) pattern
+        nt.links.new(prop("occ_checker"), pick.inputs["Factor"])
+        nt.links.new(noise.outputs["Fac"], pick.inputs["A"])
+        nt.links.new(checker.outputs["Fac"], pick.inputs["B"])
+        colour = nt.nodes.new("ShaderNodeMix")
+        colour.data_type = "RGBA"
+        nt.links.new(pick.outputs["Result"], colour.inputs["Factor"])
+        nt.links.new(prop("occ_colour_a", True), colour.inputs["A"])
+        nt.links.new(prop("occ_colour_b", True), colour.inputs["B"])
+        nt.links.new(colour.outputs["Result"], bsdf.inputs["Base Color"])
+        nt.links.new(prop("occ_roughness"), bsdf.inputs["Roughness"])
 
     def set_vertices(self, dense_vertices: np.ndarray) -> None:
         self.mesh.vertices.foreach_set("co", np.asarray(dense_vertices, dtype=np.float32).ravel())
         self.mesh.update()
+
+    def set_forearm(self, vertices: np.ndarray | None) -> None:
+        """The posed forearm's vertices (synth.forearm layout), or None: no forearm."""
+        self.arm.hide_render = vertices is None
+        if vertices is not None:
+            self.arm.data.vertices.foreach_set("co", np.asarray(vertices, dtype=np.float32).ravel())
+            self.arm.data.update()
+
+    def set_occluders(self, records: list) -> None:
+        """Put the recorded occluders (synth.occluders.draw) into the first len(records) slots."""
+        if len(records) > len(self.occluders):
+            raise ValueError(f"{len(records)} occluders, but the scene has {len(self.occluders)} (occluder_max)")
+        for i, slot in enumerate(self.occluders):
+            rec = records[i] if i < len(records) else None
+            for kind, (obj, unit) in slot.items():
+                if rec is None or rec["kind"] != kind:
+                    obj.data.vertices.foreach_set("co", np.zeros(unit.size, dtype=np.float32))
+                    obj.data.update()
+                    continue
+                rot, size = np.asarray(rec["rotation"]), np.asarray(rec["size"])
+                verts = (unit * size) @ rot.T + np.asarray(rec["location"])
+                obj.data.vertices.foreach_set("co", verts.astype(np.float32).ravel())
+                obj.data.update()
+                obj["occ_colour_a"] = [float(c) for c in srgb_to_linear(rec["colour_a"])]
+                obj["occ_colour_b"] = [float(c) for c in srgb_to_linear(rec["colour_b"])]
+                obj["occ_checker"] = 1.0 if rec["pattern"] == "checker" else 0.0
+                obj["occ_pattern_scale"] = float(rec["pattern_scale"])
+                obj["occ_roughness"] = float(rec["roughness"])
+                obj.update_tag()   # Cycles re-reads an object's properties only when it is tagged
+
+    def _skin_to_arm(self) -> None:
+        """The forearm wears the hand's skin: the same material reads the same object properties."""
+        for key in self.hand.keys():
+            self.arm[key] = self.hand[key]
+
+    def set_backdrop(self, image_linear: np.ndarray | None) -> None:
+        """The photo (linear RGB, the render's size) the next renders are composited over; None: the HDRI."""
+        if image_linear is not None and not self.scene.render.film_transparent:
+            raise ValueError("a photo backdrop needs a scene built with backdrop_folders (a transparent film)")
+        self.backdrop = image_linear
 
     def set_camera(self, K: np.ndarray, R: np.ndarray, t: np.ndarray) -> None:
         import mathutils
@@ -133,11 +251,11 @@ class BlenderScene:
         data.shift_x, data.shift_y = bc.shift_x, bc.shift_y
 
     def set_skin(self, skin: dict) -> None:
-        values = {"skin_color": [float(c) for c in srgb_to_linear(skin["base_color_srgb"])],
-                  "skin_roughness": skin["roughness"], "skin_subsurface_weight": skin["subsurface_weight"],
-                  "skin_subsurface_radius": list(skin["subsurface_radius"]),
-                  "skin_subsurface_scale": skin["subsurface_scale"]}
-        for prop, value in values.items():
+        """The sample's skin (synth.skin.sample_skin) as the object properties the material reads
+        (synth.skin_shader.SKIN_PROPERTIES; the plain skin reads the SKIN_SOCKETS ones among them)."""
+        from .skin_shader import shader_values
+
+        for prop, value in shader_values(skin).items():
             self.hand[prop] = value
         self.hand.update_tag()
 
@@ -152,9 +270,14 @@ class BlenderScene:
         self._world_key = key
 
     def render(self) -> tuple:
-        """(rgb uint8 HxWx3, depth float32 HxW metres with 0 = background, mask bool HxW)."""
+        """(rgb uint8 HxWx3, depth float32 HxW metres of hand and arm with 0 elsewhere, labels uint8 HxW in
+        synth.shards.MASK_VALUES: what each pixel shows, from the Object Index pass)."""
         import OpenEXR
 
+        from .shards import MASK_VALUES
+
+        if not self.arm.hide_render:
+            self._skin_to_arm()
         self.bpy.ops.render.render(write_still=True)
         channels = {}
         with OpenEXR.File(self.scene.render.filepath) as exr:
@@ -162,7 +285,15 @@ class BlenderScene:
                 for name, ch in part.channels.items():
                     channels[name.split(".", 1)[-1]] = ch.pixels
         combined = channels["Combined"][..., :3]
-        mask = channels["Object Index.X"] > HAND_PASS_INDEX - 0.5
-        depth = np.where(mask, channels["Depth.Z"], 0.0).astype(np.float32)
+        if self.backdrop is not None:
+            from .backdrops import composite
+
+            combined = composite(combined, channels["Combined"][..., 3], self.backdrop)
+        index = np.rint(channels["Object Index.X"]).astype(np.int64)
+        labels = np.zeros(index.shape, dtype=np.uint8)
+        for pass_index, name in ((HAND_PASS_INDEX, "hand"), (ARM_PASS_INDEX, "arm"), (OCCLUDER_PASS_INDEX, "occluder")):
+            labels[index == pass_index] = MASK_VALUES[name]
+        body = (index == HAND_PASS_INDEX) | (index == ARM_PASS_INDEX)
+        depth = np.where(body, channels["Depth.Z"], 0.0).astype(np.float32)
         rgb = np.round(linear_to_srgb(combined) * 255.0).astype(np.uint8)
-        return rgb, depth, mask
+        return rgb, depth, labels

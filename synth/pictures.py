@@ -88,3 +88,23 @@ def preview_tile(sample: dict, outline_colour=(0, 230, 255)) -> Image.Image:
     img = Image.fromarray(rgb)
     draw_skeleton(img, np.asarray(sample["keypoints_2d"]), radius=1.5)
     return img
+
+
+def contact_sheet(dataset, count: int = 12, columns: int = 4, seed: int = 0, with_labels: bool = True) -> Image.Image:
+    """`count` random samples of a dataset (a synth.reader.ComplementDataset) at full size, as rendered: no
+    overlays on the images, so a person can judge how photographic they look. With `with_labels` each image
+    has its label map (reader 'segmentation': hand white, forearm orange, occluders blue) beside it."""
+    rng = np.random.default_rng(seed)
+    picks = sorted(rng.choice(len(dataset), size=min(count, len(dataset)), replace=False).tolist())
+    palette = np.array([[0, 0, 0], [255, 255, 255], [230, 140, 40], [40, 120, 255]], dtype=np.uint8)
+    tiles = []
+    for i in picks:
+        s = dataset[int(i)]
+        rgb = (np.asarray(s["image"]).transpose(1, 2, 0) * 255).round().astype(np.uint8)
+        img = Image.fromarray(rgb)
+        if with_labels:
+            img = grid([img, Image.fromarray(palette[np.asarray(s["segmentation"])])], columns=2)
+        draw = ImageDraw.Draw(img)
+        draw.text((4, 3), s["key"], fill=(255, 255, 255))
+        tiles.append(img)
+    return grid(tiles, columns=columns if not with_labels else max(1, columns // 2))

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .shards import check_shard, parse_key, sample_members, shard_paths
+from .shards import MASK_VALUES, check_shard, parse_key, sample_members, shard_paths
 from .tables import load_tables
 
 MAX_OPEN_SHARDS = 64
@@ -235,7 +235,8 @@ class ComplementDataset(Dataset):
         hdri = ann.get("hdri")
         return {
             "image": torch.from_numpy(rgb.transpose(2, 0, 1).astype(np.float32) / 255.0),
-            "mask": torch.from_numpy(mask > 127),
+            "mask": torch.from_numpy(mask > 191),              # the hand (255; older files: 0/255)
+            "segmentation": torch.from_numpy(segmentation(mask)),
             "depth": torch.from_numpy(depth.astype(np.float32) / 1000.0),
             "K": field("K", (3, 3)),
             "R": R,
@@ -249,6 +250,17 @@ class ComplementDataset(Dataset):
             "hdri_id": str(hdri.get("id", "")) if isinstance(hdri, dict) else "",
             "key": ref.key,
         }
+
+
+SEGMENTATION_LABELS = ("background", "hand", "arm", "occluder")
+
+
+def segmentation(mask_png: np.ndarray) -> np.ndarray:
+    """KEY.mask.png values (shards.MASK_VALUES) -> uint8 ids into SEGMENTATION_LABELS."""
+    out = np.zeros(mask_png.shape, dtype=np.uint8)
+    for i, name in enumerate(SEGMENTATION_LABELS[1:], start=1):
+        out[mask_png == MASK_VALUES[name]] = i
+    return out
 
 
 def _brief(ids) -> str:

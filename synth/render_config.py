@@ -3,7 +3,10 @@
 Everything random is drawn from numpy SeedSequences keyed by the dataset seed
 and the sample's ids, so the same config renders the same dataset whatever
 order, process or machine the shards are rendered in:
-- per sample: SeedSequence([seed, pose_id, view_id]) -> skin parameters;
+- per sample: SeedSequence([seed, pose_id, view_id]) -> skin parameters, and
+  SeedSequence([seed, pose_id, view_id, STREAM]) for each of the other
+  per-sample draws (STREAMS: forearm, occluders, camera effects, sensor noise),
+  so switching one on or off leaves the others' draws unchanged;
 - per run of `hdri_run_length` consecutive views of one pose (views
   r*L .. r*L+L-1): SeedSequence([seed, pose_id, RUN_STREAM, r]) -> the HDRI,
   its rotation about the vertical and its strength. Keeping the world fixed over
@@ -20,10 +23,11 @@ import numpy as np
 from .skin import sample_skin
 
 RUN_STREAM = 7919  # separates the per-run stream from the per-sample one
+STREAMS = {"forearm": 1, "occluders": 2, "camera_effects": 3, "sensor_noise": 4, "backdrop": 5}
 # Blender's procedural skies are about 5x dimmer on average than the bundled
 # HDRIs (mean radiance 0.03-0.16 against 0.1-1.0); their strength is scaled up
 SKY_GAIN = 5.0
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: labelled masks (hand / forearm / occluder), forearm, occluders, camera effects
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,16 @@ class RenderConfig:
     hdri_run_length: int = 12
     hdri_strength: tuple = (0.6, 1.6)
     sample_map_resolution: int = 256
+    skin_detail: bool = True                   # nails, creases, albedo variation, bump (synth/skin_shader.py)
+    forearm: bool = True                       # close the wrist with a forearm (synth/forearm.py)
+    forearm_length_m: tuple = (0.10, 0.20)
+    forearm_taper: tuple = (1.10, 1.35)        # far girth / wrist girth
+    occluder_prob: float = 0.3                 # share of samples with occluders (synth/occluders.py)
+    occluder_max: int = 2
+    camera_effects: str = "auto"               # 'auto' (on for the train split), 'on', 'off'
+    camera_effect_settings: dict = field(default_factory=dict)  # synth.camera_effects.CameraEffectsConfig fields
+    backdrop_folders: tuple = ()               # photos to composite the hand over (synth/backdrops.py)
+    backdrop_heldout: tuple | None = None      # held-out photo ids (None: a stable 25 % by hash)
     threads: int = field(default=0, metadata={"affects_pixels": False})  # 0: Cycles decides
 
     def __post_init__(self):
@@ -62,16 +76,32 @@ class RenderConfig:
             "hdri_run_length": self.hdri_run_length >= 1,
             "hdri_split": self.hdri_split in ("train", "heldout"),
             "hdri_strength": len(self.hdri_strength) == 2 and 0 < self.hdri_strength[0] <= self.hdri_strength[1],
+            "forearm_length_m": len(self.forearm_length_m) == 2 and 0.02 <= self.forearm_length_m[0]
+            <= self.forearm_length_m[1],
+            "forearm_taper": len(self.forearm_taper) == 2 and 0.5 <= self.forearm_taper[0] <= self.forearm_taper[1],
+            "occluder_prob": 0.0 <= self.occluder_prob <= 1.0,
+            "occluder_max": self.occluder_max >= 0,
+            "camera_effects": self.camera_effects in ("auto", "on", "off"),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError("invalid render setting(s): " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
+        if self.camera_effect_settings:
+            from .camera_effects import CameraEffectsConfig
+
+            try:
+                CameraEffectsConfig.from_dict(self.camera_effect_settings)
+            except ValueError as err:
+                raise ValueError(f"invalid render setting camera_effect_settings: {err}") from None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["hdri_folders"] = list(self.hdri_folders)
         d["hdri_heldout"] = list(self.hdri_heldout) if self.hdri_heldout is not None else None
         d["hdri_strength"] = list(self.hdri_strength)
+        d["forearm_length_m"], d["forearm_taper"] = list(self.forearm_length_m), list(self.forearm_taper)
+        d["backdrop_folders"] = list(self.backdrop_folders)
+        d["backdrop_heldout"] = list(self.backdrop_heldout) if self.backdrop_heldout is not None else None
         return d
 
     @classmethod
@@ -81,7 +111,8 @@ class RenderConfig:
         if unknown:
             raise ValueError(f"unknown render setting(s) {unknown}; settings: {sorted(known)}")
         d = dict(d)
-        for key in ("hdri_folders", "hdri_strength"):
+        for key in ("hdri_folders", "hdri_strength", "forearm_length_m", "forearm_taper", "backdrop_folders",
+                    "backdrop_heldout"):
             if key in d and d[key] is not None:
                 d[key] = tuple(d[key])
         if d.get("hdri_heldout") is not None:
@@ -120,3 +151,42 @@ def draw_world(cfg: RenderConfig, pose_id: int, view_id: int, hdris: list) -> di
 
 def draw_skin(cfg: RenderConfig, pose_id: int, view_id: int) -> dict:
     return sample_skin(sample_rng(cfg.seed, pose_id, view_id))
+
+
+def stream_rng(cfg: RenderConfig, pose_id: int, view_id: int, stream: str) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([cfg.seed, pose_id, view_id, STREAMS[stream]]))
+
+
+def draw_forearm(cfg: RenderConfig, pose_id: int, view_id: int) -> dict | None:
+    from .forearm import draw_forearm as draw
+
+    return draw(stream_rng(cfg, pose_id, view_id, "forearm"), cfg.forearm_length_m, cfg.forearm_taper) \
+        if cfg.forearm else None
+
+
+def draw_occluders(cfg: RenderConfig, pose_id: int, view_id: int, keypoints_cam, view, skin: dict) -> list:
+    from .occluders import draw
+
+    return draw(stream_rng(cfg, pose_id, view_id, "occluders"), keypoints_cam, view.R, view.t, float(view.K[0, 0]),
+                cfg.occluder_prob, cfg.occluder_max, skin_srgb=skin.get("base_color_srgb"))
+
+
+def draw_backdrop(cfg: RenderConfig, pose_id: int, view_id: int, backdrops: list) -> dict | None:
+    if not backdrops:
+        return None
+    from .backdrops import draw_backdrop as draw
+
+    return draw(stream_rng(cfg, pose_id, view_id, "backdrop"), backdrops, cfg.hdri_split)
+
+
+def camera_effects_on(cfg: RenderConfig) -> bool:
+    return cfg.camera_effects == "on" or (cfg.camera_effects == "auto" and cfg.hdri_split == "train")
+
+
+def draw_camera_effects(cfg: RenderConfig, pose_id: int, view_id: int) -> dict:
+    if not camera_effects_on(cfg):
+        return {"enabled": False}
+    from .camera_effects import CameraEffectsConfig, draw_effects
+
+    return draw_effects(CameraEffectsConfig.from_dict(cfg.camera_effect_settings),
+                        stream_rng(cfg, pose_id, view_id, "camera_effects"))

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .render_config import RenderConfig, draw_skin, draw_world
+from .render_config import (RenderConfig, draw_backdrop, draw_camera_effects, draw_forearm, draw_occluders,
+                            draw_skin, draw_world)
 
 # a keypoint is visible when the surface seen at its pixel is at most this much
 # nearer than the keypoint (joints lie inside the finger, about a radius deep)
@@ -33,6 +34,9 @@ class DatasetPlan:
     render_mesh: object
     catalog: list            # hdri.catalog.HdriEntry
     config_hash: str
+    wrist: object            # synth.forearm.WristLoop of the dense mesh's rest pose
+    root_joint: np.ndarray   # (3,) rest position of joint 0, about which the forearm turns
+    backdrops: list          # synth.backdrops.Backdrop of cfg.backdrop_folders ([]: HDRI backgrounds)
 
     @property
     def usable_hdris(self) -> list:
@@ -51,6 +55,8 @@ def prepare(cfg: RenderConfig, report=print) -> DatasetPlan:
 
     from hdri.catalog import build_catalog
 
+    from .backdrops import backdrop_catalog
+    from .forearm import wrist_loop
     from .hand_model import HandModel
     from .poses import complement_poses
     from .render_mesh import build_render_mesh
@@ -66,8 +72,11 @@ def prepare(cfg: RenderConfig, report=print) -> DatasetPlan:
         verts, kps = model(torch.as_tensor(poses, dtype=torch.float32))
     rest = model.joint_regressor @ model.template
     views = build_views(rest, RigConfig(radius=cfg.rig_radius, fov_deg=cfg.rig_fov_deg, image_size=cfg.resolution))
-    plan = DatasetPlan(cfg, model, poses, verts.double().numpy(), kps.double().numpy(), views,
-                       build_render_mesh(model.faces, model.num_vertices), catalog, key)
+    render_mesh = build_render_mesh(model.faces, model.num_vertices)
+    wrist = wrist_loop(render_mesh.faces, render_mesh.densify(np.asarray(model.template, dtype=np.float64)))
+    backdrops = backdrop_catalog(cfg.backdrop_folders, cfg.backdrop_heldout) if cfg.backdrop_folders else []
+    plan = DatasetPlan(cfg, model, poses, verts.double().numpy(), kps.double().numpy(), views, render_mesh,
+                       catalog, key, wrist, model.rest_joints()[0], backdrops)
     _PLANS[key] = plan
     return plan
 
@@ -78,7 +87,13 @@ def scene_for(plan: DatasetPlan):
         from .blender_scene import BlenderScene
 
         _SCENES.clear()  # one scene per process
-        _SCENES[plan.config_hash] = BlenderScene(plan.cfg, plan.render_mesh.faces, plan.render_mesh.num_vertices)
+        regions = None
+        if plan.cfg.skin_detail:
+            from .skin_regions import region_weights
+
+            regions = region_weights(plan.model, plan.render_mesh)
+        _SCENES[plan.config_hash] = BlenderScene(plan.cfg, plan.render_mesh.faces, plan.render_mesh.num_vertices,
+                                                 regions=regions)
     return _SCENES[plan.config_hash]
 
 
@@ -86,8 +101,17 @@ def sample_key(pose_id: int, view_id: int) -> str:
     return f"{pose_id:04d}_{view_id:03d}"
 
 
+def posed_forearm(plan: DatasetPlan, pose_id: int, arm: dict, dense_posed: np.ndarray) -> np.ndarray:
+    """The sample's forearm (synth.forearm layout) in the model frame, joined to the posed wrist loop."""
+    from .forearm import forearm_rest, pose_forearm
+
+    loop_rest = plan.render_mesh.densify(np.asarray(plan.model.template, dtype=np.float64))[plan.wrist.indices]
+    rest = forearm_rest(plan.wrist, loop_rest, arm["length_m"], arm["taper"])
+    return pose_forearm(rest, plan.wrist, dense_posed, plan.poses[pose_id][:3], plan.root_joint)
+
+
 def annotate(plan: DatasetPlan, pose_id: int, view, depth: np.ndarray, mask: np.ndarray,
-             world: dict, skin: dict) -> dict:
+             world: dict, skin: dict, extras: dict | None = None) -> dict:
     size = plan.cfg.resolution
     kp_cam = plan.keypoints[pose_id] @ view.R.T + view.t
     uv = kp_cam[:, :2] / kp_cam[:, 2:3] * view.K[0, 0] + view.K[:2, 2]
@@ -108,7 +132,53 @@ def annotate(plan: DatasetPlan, pose_id: int, view, depth: np.ndarray, mask: np.
         "hdri": {"id": world["id"], "rotation_deg": world["rotation_deg"], "strength": world["strength"]},
         "skin": skin, "crop_box": crop, "seed": plan.cfg.seed,
         "hand_model": plan.model.name, "template_hash": plan.model.template_hash,
+        **(extras or {}),
     }
+
+
+def apply_camera_effects(cfg: RenderConfig, pose_id: int, view_id: int, rgb, depth, effects: dict, K):
+    """The rendered image through the sample's drawn camera and sensor effects (synth/camera_effects.py)."""
+    if not effects.get("enabled"):
+        return rgb
+    from .camera_effects import apply_effects
+    from .render_config import STREAMS
+
+    return apply_effects(rgb, depth, effects, float(K[0][0]),
+                         noise_seed=[cfg.seed, pose_id, view_id, STREAMS["sensor_noise"]])
+
+
+def render_sample(plan: DatasetPlan, scene, pose_id: int, view_id: int, occluders: list | None = None) -> tuple:
+    """(rgb, depth, labels, annotation, render seconds) of one sample, the scene already holding the pose's
+    vertices (scene.set_vertices). Every random draw comes from the sample's streams; `occluders` replaces
+    the drawn ones (tests place their own)."""
+    from .shards import MASK_VALUES
+
+    cfg, view = plan.cfg, plan.views[view_id]
+    world = draw_world(cfg, pose_id, view_id, plan.usable_hdris)
+    skin = draw_skin(cfg, pose_id, view_id)
+    arm = draw_forearm(cfg, pose_id, view_id)
+    kp_cam = plan.keypoints[pose_id] @ view.R.T + view.t
+    if occluders is None:
+        occluders = draw_occluders(cfg, pose_id, view_id, kp_cam, view, skin)
+    effects = draw_camera_effects(cfg, pose_id, view_id)
+    backdrop = draw_backdrop(cfg, pose_id, view_id, plan.backdrops)
+    if backdrop is not None:
+        from .backdrops import backdrop_image
+
+        scene.set_backdrop(backdrop_image(plan.backdrops, backdrop, cfg.resolution))
+    scene.set_world(plan.hdri(world["id"]), world["rotation_deg"], world["strength"])
+    scene.set_skin(skin)
+    dense = plan.render_mesh.densify(plan.vertices[pose_id])
+    scene.set_forearm(None if arm is None else posed_forearm(plan, pose_id, arm, dense))
+    scene.set_occluders(occluders)
+    scene.set_camera(view.K, view.R, view.t)
+    t = time.time()
+    rgb, depth, labels = scene.render()
+    seconds = time.time() - t
+    rgb = apply_camera_effects(cfg, pose_id, view_id, rgb, depth, effects, view.K)
+    extras = {"forearm": arm, "occluders": occluders, "camera_effects": effects, "backdrop": backdrop}
+    annotation = annotate(plan, pose_id, view, depth, labels == MASK_VALUES["hand"], world, skin, extras)
+    return rgb, depth, labels, annotation, seconds
 
 
 def render_shard(cfg: RenderConfig, root, pose_id: int, view_ids=None, progress=None) -> dict:
@@ -128,17 +198,9 @@ def render_shard(cfg: RenderConfig, root, pose_id: int, view_ids=None, progress=
     render_seconds = 0.0
     with ShardWriter(root, pose_id, plan.config_hash) as writer:
         for view_id in view_ids:
-            view = plan.views[view_id]
-            world = draw_world(cfg, pose_id, view_id, plan.usable_hdris)
-            skin = draw_skin(cfg, pose_id, view_id)
-            scene.set_world(plan.hdri(world["id"]), world["rotation_deg"], world["strength"])
-            scene.set_skin(skin)
-            scene.set_camera(view.K, view.R, view.t)
-            t = time.time()
-            rgb, depth, mask = scene.render()
-            render_seconds += time.time() - t
-            writer.add(sample_key(pose_id, view_id), rgb=rgb, depth_m=depth, mask=mask,
-                       annotation=annotate(plan, pose_id, view, depth, mask, world, skin),
+            rgb, depth, labels, annotation, seconds = render_sample(plan, scene, pose_id, view_id)
+            render_seconds += seconds
+            writer.add(sample_key(pose_id, view_id), rgb=rgb, depth_m=depth, mask=labels, annotation=annotation,
                        rgb_format=cfg.rgb_format, jpeg_quality=cfg.jpeg_quality)
             if progress is not None:
                 progress(1)

@@ -8,7 +8,8 @@
     ROOT/hdris.json       {"entries": [...]}: the HDRI catalog the render used
     ROOT/shards/NNNN.tar  one per pose; per sample KEY = f"{pose_id:04d}_{view_id:03d}":
                           KEY.rgb.png | KEY.rgb.jpg, KEY.depth.png (uint16 mm of planar z,
-                          0 = background), KEY.mask.png (L, 0/255), KEY.json (annotation)
+                          0 = background), KEY.mask.png (L: what each pixel shows, MASK_VALUES:
+                          0 background, 64 occluder, 128 forearm, 255 hand), KEY.json (annotation)
     ROOT/shards/NNNN.json the shard's manifest: pose_id, samples, members {name: offset, size,
                           sha256}, config_hash, and hdri_ids {key: hdri id} (an index for readers)
 
@@ -40,6 +41,9 @@ MAX_DEPTH_M = 65.535           # uint16 millimetres
 PNG_COMPRESS_LEVEL = 6
 KEY_RE = re.compile(r"^(\d{4,})_(\d{3,})$")
 SAMPLE_MEMBERS = ("depth.png", "mask.png", "json")   # besides one of RGB_MEMBERS
+# KEY.mask.png's labels. Hand is 255 so that `mask > 127` (what readers of the older 0/255 masks did)
+# still selects the hand alone; the grey levels keep the PNG readable to a person.
+MASK_VALUES = {"background": 0, "occluder": 64, "arm": 128, "hand": 255}
 RGB_MEMBERS = ("rgb.png", "rgb.jpg")
 
 
@@ -245,10 +249,14 @@ class ShardWriter:
         mask = np.asarray(mask)
         if mask.shape != (h, w):
             raise ValueError(f"sample {key!r}: mask shape {mask.shape} != image shape {(h, w)}")
-        if mask.dtype != np.bool_:
-            if not np.issubdtype(mask.dtype, np.integer) or not np.isin(mask, (0, 1, 255)).all():
-                raise ValueError(f"sample {key!r}: mask must be bool (or integers 0/1/255), got {mask.dtype}")
-            mask = mask != 0
+        if mask.dtype == np.bool_:
+            mask = np.where(mask, MASK_VALUES["hand"], MASK_VALUES["background"]).astype(np.uint8)
+        else:
+            allowed = sorted(set(MASK_VALUES.values()) | {1})
+            if not np.issubdtype(mask.dtype, np.integer) or not np.isin(mask, allowed).all():
+                raise ValueError(f"sample {key!r}: mask must be bool (the hand) or labels {allowed} "
+                                 f"(MASK_VALUES; 1 = hand), got {mask.dtype} with values {np.unique(mask)[:8]}")
+            mask = np.where(mask == 1, MASK_VALUES["hand"], mask).astype(np.uint8)
         if "image_size" in annotation and [int(v) for v in annotation["image_size"]] != [w, h]:
             raise ValueError(f"sample {key!r}: annotation image_size {annotation['image_size']} != [W, H] = {[w, h]}")
         try:
@@ -269,7 +277,7 @@ class ShardWriter:
 
         self._add_member(f"{key}.{rgb_member}", rgb_bytes)
         self._add_member(f"{key}.depth.png", depth_png)
-        self._add_member(f"{key}.mask.png", encode_png(np.where(mask, 255, 0).astype(np.uint8)))
+        self._add_member(f"{key}.mask.png", encode_png(mask))
         self._add_member(f"{key}.json", ann_bytes)
         self.samples.append(key)
         hdri = annotation.get("hdri")

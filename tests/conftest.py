@@ -63,16 +63,44 @@ def complement(hand_model):
 
 
 class RenderedSet:
-    """What the session's shared Blender renders are: 3 poses x 6 views at 128 px, OpenHand."""
+    """The session's plain Blender renders: 3 poses x 6 views at 128 px, OpenHand, without the realism
+    settings (no forearm, skin detail, occluders or camera effects). The models' overfit tests train on them; their
+    margins (benchmarks/training_margins.py) were measured on exactly these images."""
     poses = [0, 31, 700]
     views = [0, 20, 45, 110, 150, 200]
     resolution = 128
 
-    @staticmethod
-    def config():
+    @classmethod
+    def config(cls):
         from synth.render_config import RenderConfig
 
-        return RenderConfig(resolution=RenderedSet.resolution, samples=8, hdri_skies=1, rgb_format="png")
+        return RenderConfig(resolution=cls.resolution, samples=8, hdri_skies=1, rgb_format="png", forearm=False,
+                            skin_detail=False, occluder_prob=0.0, camera_effects="off")
+
+
+class RealisticSet(RenderedSet):
+    """The session's renders with every realism setting on (forearm, occluders in every sample, camera
+    effects): what the annotation-consistency checks read. 2 poses x 4 views at 96 px."""
+    poses = [0, 700]
+    views = [0, 57, 110, 160]
+    resolution = 96
+
+    @classmethod
+    def config(cls):
+        from synth.render_config import RenderConfig
+
+        return RenderConfig(resolution=cls.resolution, samples=8, hdri_skies=1, rgb_format="png", occluder_prob=1.0,
+                            camera_effects="on")
+
+
+def _render(tmp_path_factory, spec, name):
+    from synth.distribute import render_dataset
+
+    root = tmp_path_factory.mktemp(name)
+    summary = render_dataset(spec.config(), root, spec.poses, spec.views, workers=0, progress=False,
+                             report=lambda *a, **k: None)
+    assert summary.failed == {} and sorted(summary.done) == spec.poses
+    return root
 
 
 @pytest.fixture(scope="session")
@@ -82,12 +110,16 @@ def rendered_set_spec():
 
 @pytest.fixture(scope="session")
 def rendered_set(tmp_path_factory):
-    """The session's Blender renders in the shard format (RenderedSet), shared by the rendering tests'
-    annotation checks and by the tests that overfit the reconstruction models; about 20 s once."""
-    from synth.distribute import render_dataset
+    """RenderedSet in the shard format, shared by every module that trains on renders; about 20 s once."""
+    return _render(tmp_path_factory, RenderedSet, "rendered_set")
 
-    root = tmp_path_factory.mktemp("rendered_set")
-    summary = render_dataset(RenderedSet.config(), root, RenderedSet.poses, RenderedSet.views, workers=0,
-                             progress=False, report=lambda *a, **k: None)
-    assert summary.failed == {} and sorted(summary.done) == RenderedSet.poses
-    return root
+
+@pytest.fixture(scope="session")
+def realistic_set_spec():
+    return RealisticSet
+
+
+@pytest.fixture(scope="session")
+def realistic_set(tmp_path_factory):
+    """RealisticSet in the shard format, shared by the rendering and realism tests; about 10 s once."""
+    return _render(tmp_path_factory, RealisticSet, "realistic_set")

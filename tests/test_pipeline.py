@@ -95,7 +95,7 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys):
     report = (tmp_path / "demo" / "report.html").read_text()
     pictures = [p for s in summary["stages"] for p in s["pictures"]]
     assert report.count("<img") == len(pictures) >= 3
-    for name in ("hand.png", "rig_views.png", "renders.png", "predictions.png", "finetune_curves.png",
+    for name in ("hand.png", "rig_views.png", "renders.png", "realism.png", "predictions.png", "finetune_curves.png",
                  "pck_freihand.png"):
         assert name in pictures and (tmp_path / "demo" / name).is_file()
     # the evaluate stage scored the held-out predictions with the FreiHAND metrics
