@@ -97,6 +97,11 @@ def scene_for(plan: DatasetPlan):
     return _SCENES[plan.config_hash]
 
 
+def drop_scene() -> None:
+    """Forget the process's Blender scene: the next scene_for builds a fresh one."""
+    _SCENES.clear()
+
+
 def sample_key(pose_id: int, view_id: int) -> str:
     return f"{pose_id:04d}_{view_id:03d}"
 

@@ -201,23 +201,30 @@ def _members(tar_path):
 
 
 @pytest.mark.slow
-def test_same_config_same_pixels_with_every_effect_on(realistic_set, realistic_set_spec):
-    from synth.render_shard import prepare, render_sample, scene_for
+def test_same_config_same_pixels_with_every_effect_on(realistic_set, realistic_set_spec, tmp_path):
+    """A shard of the session's realistic renders (forearm, occluders, skin detail, camera effects) rendered
+    again from a fresh scene in this process: the same pixels, labels and annotations, sample for sample
+    (tests/test_render.py checks the same across processes, after a kill)."""
+    from synth.distribute import render_dataset
+    from synth.render_shard import drop_scene
 
-    plan = prepare(realistic_set_spec.config())
-    pose, view_id = realistic_set_spec.poses[1], realistic_set_spec.views[2]
-    files = _members(realistic_set / "shards" / f"{pose:04d}.tar")
-    key = f"{pose:04d}_{view_id:03d}"
-    stored = {k: np.asarray(Image.open(io.BytesIO(files[f"{key}.{k}.png"]))) for k in ("rgb", "mask")}
-    ann = json.loads(files[f"{key}.json"])
-    assert ann["forearm"] and ann["occluders"] and ann["camera_effects"]["enabled"]
-    scene = scene_for(plan)
-    scene.set_vertices(plan.render_mesh.densify(plan.vertices[pose]))
-    for _ in range(2):
-        rgb, _, labels, again, _ = render_sample(plan, scene, pose, view_id)
-        np.testing.assert_array_equal(rgb, stored["rgb"])
-        np.testing.assert_array_equal(labels, stored["mask"])
-        assert json.loads(json.dumps(again)) == ann
+    pose = realistic_set_spec.poses[1]
+    drop_scene()
+    render_dataset(realistic_set_spec.config(), tmp_path, [pose], realistic_set_spec.views, workers=0,
+                   progress=False, report=lambda *a, **k: None)
+    stored, again = (_members(root / "shards" / f"{pose:04d}.tar") for root in (realistic_set, tmp_path))
+    assert sorted(stored) == sorted(again)
+    effects_on = 0
+    for name in stored:
+        if name.endswith(".png"):
+            np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(again[name]))),
+                                          np.asarray(Image.open(io.BytesIO(stored[name]))), err_msg=name)
+        elif name.endswith(".json"):
+            ann = json.loads(stored[name])
+            assert json.loads(again[name]) == ann, name
+            assert ann["forearm"] and ann["occluders"]
+            effects_on += ann["camera_effects"]["enabled"]
+    assert effects_on == len(realistic_set_spec.views)
 
 
 def _photos(folder, n=4):
