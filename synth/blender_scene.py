@@ -46,6 +46,20 @@ def _gpu_available(bpy) -> bool:
     return False
 
 
+def _plain_skin(bpy, name: str):
+    """One Principled BSDF whose inputs are the object's SKIN_SOCKETS properties (the flat skin)."""
+    mat = bpy.data.materials.new(name)
+    mat.use_nodes = True
+    nt = mat.node_tree
+    bsdf = nt.nodes["Principled BSDF"]
+    for prop, socket in SKIN_SOCKETS.items():
+        node = nt.nodes.new("ShaderNodeAttribute")
+        node.attribute_type, node.attribute_name = "OBJECT", prop
+        vector = socket in ("Base Color", "Subsurface Radius")
+        nt.links.new(node.outputs["Color" if vector else "Fac"], bsdf.inputs[socket])
+    return mat
+
+
 class BlenderScene:
     def __init__(self, cfg: RenderConfig, dense_faces: np.ndarray, num_dense: int, regions: dict | None = None):
         import bpy
@@ -105,16 +119,7 @@ class BlenderScene:
 
             build_skin_material(bpy, obj, regions)
         else:  # no regions: the plain one-colour skin
-            mat = bpy.data.materials.new("skin")
-            mat.use_nodes = True
-            mesh.materials.append(mat)
-            nt = mat.node_tree
-            bsdf = nt.nodes["Principled BSDF"]
-            for prop, socket in SKIN_SOCKETS.items():
-                node = nt.nodes.new("ShaderNodeAttribute")
-                node.attribute_type, node.attribute_name = "OBJECT", prop
-                vector = socket in ("Base Color", "Subsurface Radius")
-                nt.links.new(node.outputs["Color" if vector else "Fac"], bsdf.inputs[socket])
+            mesh.materials.append(_plain_skin(bpy, "skin"))
         self.hand = obj
 
         cam_data = bpy.data.cameras.new("camera")
@@ -137,11 +142,12 @@ class BlenderScene:
         mesh.from_pydata(np.zeros((faces.max() + 1, 3)).tolist(), [], faces.tolist())
         mesh.polygons.foreach_set("use_smooth", np.ones(len(mesh.polygons), dtype=bool))
         mesh.update()
-        for mat in self.hand.data.materials:
+        for mat in self.hand.data.materials:   # (a flat, non-scattering arm material measured no cheaper)
             mesh.materials.append(mat)
         self.arm = bpy.data.objects.new("forearm", mesh)
         self.arm.pass_index = ARM_PASS_INDEX
         self.arm.hide_render = True
+        self._arm_co = None
         scene.collection.objects.link(self.arm)
 
     def _build_occluders(self, bpy, scene) -> None:
@@ -201,9 +207,13 @@ class BlenderScene:
     def set_forearm(self, vertices: np.ndarray | None) -> None:
         """The posed forearm's vertices (synth.forearm layout), or None: no forearm."""
         self.arm.hide_render = vertices is None
-        if vertices is not None:
-            self.arm.data.vertices.foreach_set("co", np.asarray(vertices, dtype=np.float32).ravel())
+        if vertices is None:
+            return
+        co = np.asarray(vertices, dtype=np.float32).ravel()
+        if self._arm_co is None or not np.array_equal(co, self._arm_co):   # unchanged: no geometry re-sync
+            self.arm.data.vertices.foreach_set("co", co)
             self.arm.data.update()
+            self._arm_co = co
 
     def set_occluders(self, records: list) -> None:
         """Put the recorded occluders (synth.occluders.draw) into the first len(records) slots."""
