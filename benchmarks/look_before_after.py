@@ -32,11 +32,10 @@ def row(cfg: RenderConfig) -> list:
     tmp = Path(tempfile.mkdtemp())
     try:
         tiles = []
-        for pose, view in SAMPLES:
-            render_dataset(cfg, tmp, [pose], [view], workers=0, progress=False, report=lambda *a, **k: None)
-        ds = ComplementDataset(tmp)
-        for i in range(len(ds)):
-            s = ds[i]
+        for pose, view in SAMPLES:     # one dataset a sample: a dataset is a product of poses and views
+            root = tmp / f"{pose}_{view}"
+            render_dataset(cfg, root, [pose], [view], workers=0, progress=False, report=lambda *a, **k: None)
+            s = ComplementDataset(root)[0]
             tiles.append(Image.fromarray((s["image"].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)))
         return tiles
     finally:
