@@ -5,7 +5,8 @@ and the sample's ids, so the same config renders the same dataset whatever
 order, process or machine the shards are rendered in:
 - per sample: SeedSequence([seed, pose_id, view_id]) -> skin parameters, and
   SeedSequence([seed, pose_id, view_id, STREAM]) for each of the other
-  per-sample draws (STREAMS: forearm, occluders, camera effects, sensor noise),
+  per-sample draws (STREAMS: forearm, occluders, camera effects, sensor noise,
+  backdrop),
   so switching one on or off leaves the others' draws unchanged;
 - per run of `hdri_run_length` consecutive views of one pose (views
   r*L .. r*L+L-1): SeedSequence([seed, pose_id, RUN_STREAM, r]) -> the HDRI,
