@@ -38,6 +38,7 @@ CAP_DEPTH = 0.35    # the cap's pole lies this share of the far ring's mean radi
 class WristLoop:
     """The dense mesh's wrist boundary in order, with its rest-pose frame."""
     indices: np.ndarray   # (n,) dense vertex ids, in boundary order
+    rest: np.ndarray      # (n, 3) their rest positions
     centre: np.ndarray    # (3,) rest centroid
     axis: np.ndarray      # (3,) unit, away from the hand
 
@@ -56,7 +57,7 @@ def wrist_loop(dense_faces: np.ndarray, dense_rest: np.ndarray) -> WristLoop:
     axis = np.linalg.svd(pts - centre)[2][2]
     if axis @ (centre - dense_rest.mean(axis=0)) < 0:
         axis = -axis
-    return WristLoop(idx, centre, axis / np.linalg.norm(axis))
+    return WristLoop(idx, pts, centre, axis / np.linalg.norm(axis))
 
 
 def _smoothstep(x):
@@ -82,8 +83,9 @@ def forearm_faces(n: int) -> np.ndarray:
     return np.asarray(faces, dtype=np.int64)
 
 
-def forearm_rest(loop: WristLoop, loop_rest: np.ndarray, length: float, taper: float) -> np.ndarray:
+def forearm_rest(loop: WristLoop, length: float, taper: float) -> np.ndarray:
     """Rest-pose vertices (layout of forearm_faces) of a forearm of `length` m and far girth `taper`."""
+    loop_rest = loop.rest
     radial = loop_rest - loop.centre
     radial = radial - np.outer(radial @ loop.axis, loop.axis)   # cross-section in the axis' plane
     along = (loop_rest - loop.centre) @ loop.axis               # the loop's own departure from that plane

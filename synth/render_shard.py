@@ -110,8 +110,7 @@ def posed_forearm(plan: DatasetPlan, pose_id: int, arm: dict, dense_posed: np.nd
     """The sample's forearm (synth.forearm layout) in the model frame, joined to the posed wrist loop."""
     from .forearm import forearm_rest, pose_forearm
 
-    loop_rest = plan.render_mesh.densify(np.asarray(plan.model.template, dtype=np.float64))[plan.wrist.indices]
-    rest = forearm_rest(plan.wrist, loop_rest, arm["length_m"], arm["taper"])
+    rest = forearm_rest(plan.wrist, arm["length_m"], arm["taper"])
     return pose_forearm(rest, plan.wrist, dense_posed, plan.poses[pose_id][:3], plan.root_joint)
 
 

@@ -69,13 +69,13 @@ class RenderedSet:
     poses = [0, 31, 700]
     views = [0, 20, 45, 110, 150, 200]
     resolution = 128
+    settings = {"forearm": False, "skin_detail": False, "occluder_prob": 0.0, "camera_effects": "off"}
 
     @classmethod
     def config(cls):
         from synth.render_config import RenderConfig
 
-        return RenderConfig(resolution=cls.resolution, samples=8, hdri_skies=1, rgb_format="png", forearm=False,
-                            skin_detail=False, occluder_prob=0.0, camera_effects="off")
+        return RenderConfig(resolution=cls.resolution, samples=8, hdri_skies=1, rgb_format="png", **cls.settings)
 
 
 class RealisticSet(RenderedSet):
@@ -84,13 +84,7 @@ class RealisticSet(RenderedSet):
     poses = [0, 700]
     views = [0, 57, 110, 160]
     resolution = 96
-
-    @classmethod
-    def config(cls):
-        from synth.render_config import RenderConfig
-
-        return RenderConfig(resolution=cls.resolution, samples=8, hdri_skies=1, rgb_format="png", occluder_prob=1.0,
-                            camera_effects="on")
+    settings = {"occluder_prob": 1.0, "camera_effects": "on"}
 
 
 def _render(tmp_path_factory, spec, name):
