@@ -1,11 +1,15 @@
 """Render benchmark: seconds per image, orchestration overhead, Ray scaling.
 
-    .venv/bin/python benchmarks/render.py [--samples 16] [--views 12] [--skip-ray]
+    .venv/bin/python benchmarks/render.py [--samples 16] [--views 24] [--rounds 3] [--skip-ray]
 
-1. seconds per image at 128 and 256 px for the given samples (one shard of
-   `--views` views of one pose, in this process), for the default look and for
-   the plain look (no forearm, occluders, camera effects or skin detail: the
-   renderer before the realism settings), and the default look's extra cost;
+1. seconds per image at 128 and 256 px for the given samples (views 1..N of
+   pose 0 after a warm-up render of view 0, in this process), for the default
+   look and for the plain look (no forearm, occluders, camera effects or skin
+   detail, a skin per sample: the renderer before the realism settings), in
+   alternating rounds so that a busy machine slows both alike; prints every
+   round (wall and process-CPU seconds) and the median of the rounds' ratios.
+   With the default 24 views the measurement crosses one boundary of the HDRI
+   and skin runs (12 views each), as every 12 views of a shard do;
 2. the orchestration overhead of render_shard (posing, world/skin/camera
    updates, EXR read-back, PNG encoding, tar writing) against a bare
    bpy.ops.render.render() of the same scene, same view count, one HDRI run;
@@ -17,7 +21,9 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -28,23 +34,49 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synth.distribute import render_dataset  # noqa: E402
 from synth.render_config import RenderConfig, draw_skin, draw_world  # noqa: E402
-from synth.render_shard import prepare, render_shard, scene_for  # noqa: E402
+from synth.render_shard import drop_scene, prepare, render_shard, scene_for  # noqa: E402
 
 
-# the renderer's look before the realism settings (forearm, skin detail, occluders, camera effects)
-PLAIN_LOOK = {"forearm": False, "skin_detail": False, "occluder_prob": 0.0, "camera_effects": "off"}
+# the renderer's look before the realism settings (forearm, skin detail, occluders, camera effects, skins
+# in runs of views)
+PLAIN_LOOK = {"forearm": False, "skin_detail": False, "occluder_prob": 0.0, "camera_effects": "off",
+              "skin_run_length": 1}
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def per_image(cfg: RenderConfig, views: list) -> tuple:
+    """(wall, process CPU, render call) seconds per image of render_shard over `views`, after a warm-up
+    render of view 0 in the same fresh scene (scene build, first BVH and importance map)."""
+    drop_scene()
     tmp = Path(tempfile.mkdtemp())
     try:
-        render_shard(cfg, tmp, 0, views[:1])  # warm-up: scene build, first BVH and importance map
+        render_shard(cfg, tmp, 0, [0])
         shutil.rmtree(tmp / "shards")
-        t = time.time()
+        t, c = time.time(), _cpu()
         stats = render_shard(cfg, tmp, 0, views)
-        return (time.time() - t) / len(views), stats["render_seconds"] / len(views)
+        n = len(views)
+        return (time.time() - t) / n, (_cpu() - c) / n, stats["render_seconds"] / n
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def compare_looks(cfg: RenderConfig, views: list, rounds: int) -> None:
+    """The default and the plain look in alternating rounds; every round and the median ratios."""
+    plain = replace(cfg, **PLAIN_LOOK)
+    walls, cpus = [], []
+    for r in range(rounds):
+        p = per_image(plain, views)
+        d = per_image(cfg, views)
+        walls.append(d[0] / p[0])
+        cpus.append(d[1] / p[1])
+        print(f"{cfg.resolution:4d} px round {r + 1}: plain {p[0]:.3f} s ({p[1]:.3f} s CPU), default {d[0]:.3f} s "
+              f"({d[1]:.3f} s CPU) per image", flush=True)
+    print(f"{cfg.resolution:4d} px: the default look costs {100 * (statistics.median(walls) - 1):+.1f} % wall, "
+          f"{100 * (statistics.median(cpus) - 1):+.1f} % CPU (median of {rounds} rounds)", flush=True)
 
 
 def bare_render(cfg: RenderConfig, views: list) -> float:
@@ -72,26 +104,26 @@ def bare_render(cfg: RenderConfig, views: list) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=RenderConfig.samples)
-    ap.add_argument("--views", type=int, default=12)
+    ap.add_argument("--views", type=int, default=24)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--ray-shards", type=int, default=6, help="shards (poses) in the Ray measurement")
     args = ap.parse_args()
-    views = list(range(args.views))
-    print(f"samples per pixel: {args.samples}; {args.views} views of pose 0 per measurement")
+    views = list(range(1, args.views + 1))
+    print(f"samples per pixel: {args.samples}; views 1..{args.views} of pose 0 per measurement")
     for res in (128, 256):
-        cfg = RenderConfig(resolution=res, samples=args.samples, hdri_run_length=max(args.views, 1))
-        plain = replace(cfg, **PLAIN_LOOK)
-        plain_total, _ = per_image(plain, views)
-        total, render_only = per_image(cfg, views)
-        bare = bare_render(cfg, views)
-        print(f"{res:4d} px: {total:.3f} s per image (render call {render_only:.3f} s); bare "
+        cfg = RenderConfig(resolution=res, samples=args.samples)
+        compare_looks(cfg, views, args.rounds)
+        one_run = views[:cfg.hdri_run_length - 1]       # views 1..11: the warm-up's HDRI run
+        total, _, render_only = per_image(cfg, one_run)
+        bare = bare_render(cfg, one_run)
+        print(f"{res:4d} px, one HDRI run: {total:.3f} s per image (render call {render_only:.3f} s); bare "
               f"bpy.ops.render.render() {bare:.3f} s; orchestration overhead {100 * (total / bare - 1):.1f} %")
-        print(f"{res:4d} px: plain look {plain_total:.3f} s per image; the default look costs "
-              f"{100 * (total / plain_total - 1):+.1f} %")
     if args.skip_ray:
         return
     cfg = RenderConfig(resolution=128, samples=args.samples, threads=1)
     poses = list(range(args.ray_shards))
+    views = views[:12]
     rates = {}
     for workers in (1, 2):
         tmp = Path(tempfile.mkdtemp())

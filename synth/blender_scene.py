@@ -61,7 +61,11 @@ def _plain_skin(bpy, name: str):
 
 
 class BlenderScene:
-    def __init__(self, cfg: RenderConfig, dense_faces: np.ndarray, num_dense: int, regions: dict | None = None):
+    def __init__(self, cfg: RenderConfig, dense_faces: np.ndarray, num_dense: int, regions: dict | None = None,
+                 rest_vertices: np.ndarray | None = None):
+        """`regions` (synth.skin_regions.region_weights of the dense mesh) selects the procedural skin, which
+        also needs the dense mesh's `rest_vertices` (the noise sticks to the rest pose); None: the plain
+        one-colour skin."""
         import bpy
 
         self.bpy = bpy
@@ -114,13 +118,22 @@ class BlenderScene:
 
         # the skin's parameters are object properties read by Attribute nodes: changing
         # them per sample costs Cycles an object update, not a shader re-sync (3x cheaper)
-        if regions is not None:  # the procedural skin (synth/skin_shader.py) on the region weights
-            from .skin_shader import build_skin_material
+        self.detail = None
+        if regions is not None:  # the procedural skin (synth/skin_shader.py, synth/skin_bake.py)
+            from .skin_shader import build_skin_material, check_regions
 
+            if rest_vertices is None or np.shape(rest_vertices) != (num_dense, 3):
+                raise ValueError("the procedural skin needs the dense mesh's rest vertices "
+                                 f"({num_dense} x 3), got {None if rest_vertices is None else np.shape(rest_vertices)}")
             build_skin_material(bpy, obj, regions)
+            self.detail = {"regions": check_regions(regions, num_dense), "rest": np.asarray(rest_vertices, dtype=float),
+                           "faces": np.asarray(dense_faces)}
         else:  # no regions: the plain one-colour skin
             mesh.materials.append(_plain_skin(bpy, "skin"))
         self.hand = obj
+        self._hand_co = np.zeros((num_dense, 3))
+        self._skin = None
+        self._baked: dict = {}     # mesh name -> the skin its albedo attribute holds
 
         cam_data = bpy.data.cameras.new("camera")
         cam_data.sensor_fit = "AUTO"
@@ -137,7 +150,8 @@ class BlenderScene:
         """The forearm object (synth/forearm.py): its own mesh and pass index, the hand's skin material."""
         from .forearm import forearm_faces, wrist_loop_indices
 
-        faces = forearm_faces(len(wrist_loop_indices(dense_faces)))
+        self._wrist = wrist_loop_indices(dense_faces)     # the arm's first ring, in the hand's vertex ids
+        faces = forearm_faces(len(self._wrist))
         mesh = bpy.data.meshes.new("forearm")
         mesh.from_pydata(np.zeros((faces.max() + 1, 3)).tolist(), [], faces.tolist())
         mesh.polygons.foreach_set("use_smooth", np.ones(len(mesh.polygons), dtype=bool))
@@ -147,7 +161,8 @@ class BlenderScene:
         self.arm = bpy.data.objects.new("forearm", mesh)
         self.arm.pass_index = ARM_PASS_INDEX
         self.arm.hide_render = True
-        self._arm_co = None
+        self._arm_co = self._arm_skin_points = None
+        self._arm_faces = faces
         scene.collection.objects.link(self.arm)
 
     def _build_occluders(self, bpy, scene) -> None:
@@ -160,6 +175,7 @@ class BlenderScene:
 
         mat = bpy.data.materials.new("occluder")
         self.occluders = []    # per slot: {kind: (object, unit vertices)}
+        self._occluder_co: dict = {}   # object name -> the vertices it holds
         for i in range(max(0, self.cfg.occluder_max)):
             slot = {}
             for kind in KINDS:
@@ -201,14 +217,19 @@ class BlenderScene:
         nt.links.new(prop("occ_roughness"), bsdf.inputs["Roughness"])
 
     def set_vertices(self, dense_vertices: np.ndarray) -> None:
-        self.mesh.vertices.foreach_set("co", np.asarray(dense_vertices, dtype=np.float32).ravel())
+        self._hand_co = np.asarray(dense_vertices, dtype=np.float64)
+        self.mesh.vertices.foreach_set("co", self._hand_co.astype(np.float32).ravel())
         self.mesh.update()
 
-    def set_forearm(self, vertices: np.ndarray | None) -> None:
-        """The posed forearm's vertices (synth.forearm layout), or None: no forearm."""
+    def set_forearm(self, vertices: np.ndarray | None, skin_points: np.ndarray | None = None) -> None:
+        """The posed forearm's vertices (synth.forearm layout) and, for the procedural skin, the points its
+        noise is painted at (synth.render_shard.forearm_skin_points); None: no forearm."""
         self.arm.hide_render = vertices is None
         if vertices is None:
             return
+        if self.detail is not None and skin_points is None:
+            raise ValueError("the procedural skin needs the forearm's skin points (set_forearm(vertices, skin_points))")
+        self._arm_skin_points = None if skin_points is None else np.asarray(skin_points, dtype=np.float64)
         co = np.asarray(vertices, dtype=np.float32).ravel()
         if self._arm_co is None or not np.array_equal(co, self._arm_co):   # unchanged: no geometry re-sync
             self.arm.data.vertices.foreach_set("co", co)
@@ -223,19 +244,24 @@ class BlenderScene:
             rec = records[i] if i < len(records) else None
             for kind, (obj, unit) in slot.items():
                 if rec is None or rec["kind"] != kind:
-                    obj.data.vertices.foreach_set("co", np.zeros(unit.size, dtype=np.float32))
-                    obj.data.update()
+                    self._set_occluder_vertices(obj, np.zeros(unit.size, dtype=np.float32))
                     continue
                 rot, size = np.asarray(rec["rotation"]), np.asarray(rec["size"])
                 verts = (unit * size) @ rot.T + np.asarray(rec["location"])
-                obj.data.vertices.foreach_set("co", verts.astype(np.float32).ravel())
-                obj.data.update()
+                self._set_occluder_vertices(obj, verts.astype(np.float32).ravel())
                 obj["occ_colour_a"] = [float(c) for c in srgb_to_linear(rec["colour_a"])]
                 obj["occ_colour_b"] = [float(c) for c in srgb_to_linear(rec["colour_b"])]
                 obj["occ_checker"] = 1.0 if rec["pattern"] == "checker" else 0.0
                 obj["occ_pattern_scale"] = float(rec["pattern_scale"])
                 obj["occ_roughness"] = float(rec["roughness"])
                 obj.update_tag()   # Cycles re-reads an object's properties only when it is tagged
+
+    def _set_occluder_vertices(self, obj, co: np.ndarray) -> None:
+        """Unchanged vertices (an unused slot stays collapsed): no geometry re-sync, as for the forearm."""
+        if not np.array_equal(self._occluder_co.get(obj.name), co):
+            obj.data.vertices.foreach_set("co", co)
+            obj.data.update()
+            self._occluder_co[obj.name] = co
 
     def _skin_to_arm(self) -> None:
         """The forearm wears the hand's skin: the same material reads the same object properties."""
@@ -268,6 +294,39 @@ class BlenderScene:
         for prop, value in shader_values(skin).items():
             self.hand[prop] = value
         self.hand.update_tag()
+        self._skin = skin
+
+    def _bake_skin(self) -> None:
+        """The procedural skin's per-vertex part (synth/skin_bake.py): albedo attributes and shading normals of
+        the hand and, when shown, the forearm, whose normals join the hand's at the wrist. An albedo is
+        written only when it changed: Cycles re-syncs a mesh whose attribute changed at about 40 ms a time
+        for the hand (new normals or vertices cost next to nothing), which is why skins come in runs of
+        views (RenderConfig.skin_run_length)."""
+        from .meshops import vertex_normals
+        from .skin_bake import detail_normals, forearm_palm_weights, joined_normals, vertex_albedo
+        from .skin_regions import CREASE_COORD
+        from .skin_shader import set_surface
+
+        if self._skin is None:
+            raise RuntimeError("set_skin before render: the procedural skin has no sample to bake")
+        d, skin = self.detail, self._skin
+        parts = {"hand": (self.mesh, d["rest"], d["regions"])}
+        if self.arm.hide_render:
+            normals = {"hand": vertex_normals(self._hand_co, d["faces"])}
+        else:
+            arm_co = self._arm_co.reshape(-1, 3).astype(np.float64)
+            normals = dict(zip(("hand", "arm"), joined_normals(self._hand_co, d["faces"], arm_co, self._arm_faces,
+                                                               self._wrist)))
+            palm = forearm_palm_weights(d["regions"].get("palm", np.zeros(len(self._hand_co)))[self._wrist],
+                                        len(arm_co))
+            parts["arm"] = (self.arm.data, self._arm_skin_points, {"palm": palm})
+        for name, (mesh, points, regions) in parts.items():
+            if self._baked.get(name) != skin:
+                set_surface(mesh, vertex_albedo(skin, points, regions), regions.get(CREASE_COORD))
+                self._baked[name] = skin
+            mesh.normals_split_custom_set_from_vertices(
+                detail_normals(normals[name], points, skin, regions.get("crease")).tolist())
+            mesh.update()
 
     def set_world(self, entry, rotation_deg: float, strength: float) -> None:
         key = (entry.id, rotation_deg, strength)
@@ -288,6 +347,8 @@ class BlenderScene:
 
         if not self.arm.hide_render:
             self._skin_to_arm()
+        if self.detail is not None:
+            self._bake_skin()
         self.bpy.ops.render.render(write_still=True)
         channels = {}
         with OpenEXR.File(self.scene.render.filepath) as exr:

@@ -3,11 +3,15 @@
 Everything random is drawn from numpy SeedSequences keyed by the dataset seed
 and the sample's ids, so the same config renders the same dataset whatever
 order, process or machine the shards are rendered in:
-- per sample: SeedSequence([seed, pose_id, view_id]) -> skin parameters, and
-  SeedSequence([seed, pose_id, view_id, STREAM]) for each of the other
-  per-sample draws (STREAMS: forearm, occluders, camera effects, sensor noise,
-  backdrop),
-  so switching one on or off leaves the others' draws unchanged;
+- per sample: SeedSequence([seed, pose_id, view_id, STREAM]) for each
+  per-sample draw (STREAMS: forearm, occluders, camera effects, sensor noise,
+  backdrop), so switching one on or off leaves the others' draws unchanged;
+- per run of `skin_run_length` consecutive views (views r*L .. r*L+L-1):
+  SeedSequence([seed, pose_id, SKIN_RUN_STREAM, r]) -> the skin parameters (with
+  L = 1: SeedSequence([seed, pose_id, view_id]), a skin per sample). A run shares
+  one skin, as every camera of a real multi-view rig sees the same hand, and a
+  new skin costs the procedural skin a mesh attribute update (about 40 ms a
+  time at any resolution, synth/blender_scene.py);
 - per run of `hdri_run_length` consecutive views of one pose (views
   r*L .. r*L+L-1): SeedSequence([seed, pose_id, RUN_STREAM, r]) -> the HDRI,
   its rotation about the vertical and its strength. Keeping the world fixed over
@@ -24,11 +28,13 @@ import numpy as np
 from .skin import sample_skin
 
 RUN_STREAM = 7919  # separates the per-run stream from the per-sample one
+SKIN_RUN_STREAM = 7927  # the stream of a run of views' skin (skin_run_length > 1)
 STREAMS = {"forearm": 1, "occluders": 2, "camera_effects": 3, "sensor_noise": 4, "backdrop": 5}
 # Blender's procedural skies are about 5x dimmer on average than the bundled
 # HDRIs (mean radiance 0.03-0.16 against 0.1-1.0); their strength is scaled up
 SKY_GAIN = 5.0
-FORMAT_VERSION = 2   # 2: labelled masks (hand / forearm / occluder), forearm, occluders, camera effects
+FORMAT_VERSION = 3   # 2: labelled masks (hand / forearm / occluder), forearm, occluders, camera effects;
+                     # 3: the skin's albedo and normal detail per vertex (synth/skin_bake.py)
 
 
 @dataclass(frozen=True)
@@ -53,8 +59,9 @@ class RenderConfig:
     hdri_split: str = "train"       # draw environments from this split ('heldout': evaluation shards)
     hdri_run_length: int = 12
     hdri_strength: tuple = (0.6, 1.6)
+    skin_run_length: int = 12                  # consecutive views sharing one skin draw (1: a skin per sample)
     sample_map_resolution: int = 256
-    skin_detail: bool = True                   # nails, creases, albedo variation, bump (synth/skin_shader.py)
+    skin_detail: bool = True                   # nails, creases, albedo variation, normal detail (synth/skin_bake.py)
     forearm: bool = True                       # close the wrist with a forearm (synth/forearm.py)
     forearm_length_m: tuple = (0.10, 0.20)
     forearm_taper: tuple = (1.10, 1.35)        # far girth / wrist girth
@@ -75,6 +82,7 @@ class RenderConfig:
             "device": self.device in ("auto", "cpu", "gpu"),
             "rgb_format": self.rgb_format in ("png", "jpg"),
             "hdri_run_length": self.hdri_run_length >= 1,
+            "skin_run_length": self.skin_run_length >= 1,
             "hdri_split": self.hdri_split in ("train", "heldout"),
             "hdri_strength": len(self.hdri_strength) == 2 and 0 < self.hdri_strength[0] <= self.hdri_strength[1],
             "forearm_length_m": len(self.forearm_length_m) == 2 and 0.02 <= self.forearm_length_m[0]
@@ -151,7 +159,12 @@ def draw_world(cfg: RenderConfig, pose_id: int, view_id: int, hdris: list) -> di
 
 
 def draw_skin(cfg: RenderConfig, pose_id: int, view_id: int) -> dict:
-    return sample_skin(sample_rng(cfg.seed, pose_id, view_id))
+    """The skin of the sample's run of `skin_run_length` views (with 1: of the sample alone, from its own
+    stream SeedSequence([seed, pose_id, view_id]))."""
+    if cfg.skin_run_length == 1:
+        return sample_skin(sample_rng(cfg.seed, pose_id, view_id))
+    run = view_id // cfg.skin_run_length
+    return sample_skin(np.random.default_rng(np.random.SeedSequence([cfg.seed, pose_id, SKIN_RUN_STREAM, run])))
 
 
 def stream_rng(cfg: RenderConfig, pose_id: int, view_id: int, stream: str) -> np.random.Generator:

@@ -87,13 +87,14 @@ def scene_for(plan: DatasetPlan):
         from .blender_scene import BlenderScene
 
         _SCENES.clear()  # one scene per process
-        regions = None
+        regions = rest = None
         if plan.cfg.skin_detail:
             from .skin_regions import region_weights
 
             regions = region_weights(plan.model, plan.render_mesh)
+            rest = plan.render_mesh.densify(np.asarray(plan.model.template, dtype=np.float64))
         _SCENES[plan.config_hash] = BlenderScene(plan.cfg, plan.render_mesh.faces, plan.render_mesh.num_vertices,
-                                                 regions=regions)
+                                                 regions=regions, rest_vertices=rest)
     return _SCENES[plan.config_hash]
 
 
@@ -112,6 +113,15 @@ def posed_forearm(plan: DatasetPlan, pose_id: int, arm: dict, dense_posed: np.nd
 
     rest = forearm_rest(plan.wrist, arm["length_m"], arm["taper"])
     return pose_forearm(rest, plan.wrist, dense_posed, plan.poses[pose_id][:3], plan.root_joint)
+
+
+def forearm_skin_points(plan: DatasetPlan) -> np.ndarray:
+    """Where the skin's noise is painted on the forearm: the rest pose of a middle-sized arm (0.15 m, taper
+    1.2), whatever the sample's length and taper (stretched with the arm), so a new arm needs no new albedo
+    attribute; its first ring is the wrist loop's rest positions, where the hand's noise is painted."""
+    from .forearm import forearm_rest
+
+    return forearm_rest(plan.wrist, 0.15, 1.2)
 
 
 def annotate(plan: DatasetPlan, pose_id: int, view, depth: np.ndarray, mask: np.ndarray,
@@ -173,7 +183,10 @@ def render_sample(plan: DatasetPlan, scene, pose_id: int, view_id: int, occluder
     scene.set_world(plan.hdri(world["id"]), world["rotation_deg"], world["strength"])
     scene.set_skin(skin)
     dense = plan.render_mesh.densify(plan.vertices[pose_id])
-    scene.set_forearm(None if arm is None else posed_forearm(plan, pose_id, arm, dense))
+    if arm is None:
+        scene.set_forearm(None)
+    else:
+        scene.set_forearm(posed_forearm(plan, pose_id, arm, dense), forearm_skin_points(plan))
     scene.set_occluders(occluders)
     scene.set_camera(view.K, view.R, view.t)
     t = time.time()

@@ -3,10 +3,10 @@
 A base tone is one of twelve albedos spanning very light to very dark skin
 (sRGB, converted to linear for the shader), shifted by an undertone (warm,
 neutral, olive or cool, at a drawn strength) and jittered per channel. On top
-of it the procedural skin shader (synth/skin_shader.py) varies the albedo over
-the hand by region (synth/skin_regions.py: paler palm, redder knuckles and
-fingertips, darker creases, nails) and adds albedo noise and a fine normal
-(bump-like) detail. Per sample (drawn from the sample's own random stream):
+of it the procedural skin (synth/skin_bake.py per vertex, synth/skin_shader.py
+per shading point) varies the albedo over the hand by region
+(synth/skin_regions.py: paler palm, redder knuckles and fingertips, darker
+creases, nails) and adds albedo noise and normal detail. Per sample (drawn from the sample's own random stream):
 
 | key | parameter | range |
 | --- | --- | --- |
@@ -22,10 +22,10 @@ fingertips, darker creases, nails) and adds albedo noise and a fine normal
 | knuckle_redness | knuckles: mix towards red_tone_srgb(base) | U(0.15, 0.55) |
 | tip_redness | fingertip pads: the palm tone mixed towards red_tone_srgb(palm tone) | U(0.20, 0.60) |
 | crease_strength | darkening and reddening along the creases' lines (0 = none) | U(0.35, 1.0) |
-| bump_strength | normal detail (pores, wrinkles; x 3 on creases' lines; 0 = smooth) | U(0.08, 0.30) |
+| bump_strength | normal detail: std of the vertex normals' tilt per tangent axis, in radians (x 3 on the crease bands; 0 = smooth) | U(0.03, 0.10) |
 | noise_scale | albedo noise frequency (1/m; features of 1/scale) | U(30, 110) |
 | noise_strength | albedo noise amplitude (relative; about its std) | U(0.02, 0.07) |
-| noise_offset | offset of the albedo and normal noises (m), 3 values | U(0, 100) each |
+| noise_offset | offset of the albedo and normal noises (in noise cells), 3 values | U(0, 100) each |
 | nail_color_srgb | nail plate, pinkish white: (r, r f_g, r f_g f_b) | r U(0.82, 0.96), f_g U(0.74, 0.88), f_b U(0.90, 1.02) |
 | nail_edge_paleness | free edge of the nail: mix of the plate towards NAIL_EDGE_SRGB | U(0.35, 0.75) |
 | nail_roughness | nail roughness | U(0.12, 0.30) |
@@ -34,8 +34,8 @@ fingertips, darker creases, nails) and adds albedo noise and a fine normal
 Every value is rounded to 6 digits and JSON-able (the annotation records the
 dict). The derived colours (palm, knuckle, tip and nail tones) are computed
 from base_color_srgb by the functions below when the scene is set (see
-synth/skin_shader.py shader_values), so overriding base_color_srgb moves them
-all. Setting palm_lightening, knuckle_redness, tip_redness, crease_strength,
+synth/skin_bake.py region_colours and synth/skin_shader.py shader_values), so
+overriding base_color_srgb moves them all. Setting palm_lightening, knuckle_redness, tip_redness, crease_strength,
 bump_strength, noise_strength, nail_edge_paleness and nail_gloss to 0,
 nail_color_srgb to base_color_srgb and nail_roughness to roughness (flat_skin)
 gives back the flat one-colour skin, apart from the nails' lower subsurface
@@ -145,7 +145,7 @@ def sample_skin(rng: np.random.Generator) -> dict:
         "knuckle_redness": _r(rng.uniform(0.15, 0.55)),
         "tip_redness": _r(rng.uniform(0.20, 0.60)),
         "crease_strength": _r(rng.uniform(0.35, 1.0)),
-        "bump_strength": _r(rng.uniform(0.08, 0.30)),
+        "bump_strength": _r(rng.uniform(0.03, 0.10)),
         "noise_scale": _r(rng.uniform(30.0, 110.0)),
         "noise_strength": _r(rng.uniform(0.02, 0.07)),
         "noise_offset": [_r(v) for v in rng.uniform(0.0, 100.0, size=3)],

@@ -271,7 +271,21 @@ def test_one_world_per_run_of_views():
     assert all(draw_world(cfg, 3, v, hdris) == first for v in range(12))
     runs = {draw_world(cfg, 3, v, hdris)["rotation_deg"] for v in range(0, 216, 12)}
     assert len(runs) == 18  # every run draws its own rotation
-    assert draw_skin(cfg, 3, 5) == draw_skin(cfg, 3, 5) != draw_skin(cfg, 3, 6)
+
+
+def test_one_skin_per_run_of_views_or_per_sample():
+    from synth.render_config import sample_rng
+    from synth.skin import sample_skin
+
+    cfg = RenderConfig(skin_run_length=12)
+    assert all(draw_skin(cfg, 3, v) == draw_skin(cfg, 3, 0) for v in range(12))
+    skins = [draw_skin(cfg, 3, v) for v in range(0, 216, 12)]
+    assert len({repr(sorted(s.items())) for s in skins}) == 18            # every run its own skin
+    assert draw_skin(cfg, 4, 0) != draw_skin(cfg, 3, 0)                    # and every pose
+    single = RenderConfig(skin_run_length=1)
+    assert draw_skin(single, 3, 5) == sample_skin(sample_rng(0, 3, 5)) != draw_skin(single, 3, 6)
+    with pytest.raises(ValueError, match="skin_run_length=0"):
+        RenderConfig(skin_run_length=0)
 
 
 @pytest.mark.slow

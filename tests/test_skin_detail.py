@@ -12,6 +12,7 @@ from synth.poses import FINGER_JOINTS, FINGER_KEYPOINTS, FINGER_ORDER, base_pose
 from synth.render_mesh import build_render_mesh
 from synth.skin import SKIN_TONES_SRGB, UNDERTONES, flat_skin, sample_skin
 from synth.skin_regions import ATTRIBUTES, CREASE_COORD, lbs_weights, palm_frame, region_weights, vertex_normals
+from synth.skin_bake import region_colours
 from synth.skin_shader import PLAIN_PROPERTIES, SKIN_PROPERTIES, shader_values
 
 
@@ -176,33 +177,34 @@ def test_sample_skin_is_deterministic_json_able_and_in_its_documented_ranges():
     assert fg.min() >= 0.74 - 1e-5 and fg.max() <= 0.88 + 1e-5 and fb.min() >= 0.90 - 1e-5 and fb.max() <= 1.02 + 1e-5
 
 
-def test_shader_values_follow_the_sample_and_flat_skin_is_one_colour():
+def test_region_colours_and_shader_values_follow_the_sample_and_flat_skin_is_one_colour():
     skin = sample_skin(np.random.default_rng(3))
-    values = shader_values(skin)
+    colours, values = region_colours(skin), shader_values(skin)
     assert set(values) == set(SKIN_PROPERTIES) | set(PLAIN_PROPERTIES)
     luma = lambda c: float(np.asarray(c) @ [0.2126, 0.7152, 0.0722])  # noqa: E731
-    base = np.asarray(values["skin_color"])
-    assert luma(values["skin_palm_color"]) > luma(base)                       # paler palm
-    knuckle = np.asarray(values["skin_knuckle_color"])
-    assert knuckle[0] / knuckle[1] > base[0] / base[1]                        # redder knuckles
+    base = colours["base"]
+    np.testing.assert_allclose(values["skin_color"], base)              # the plain skin's colour is the base
+    assert luma(colours["palm"]) > luma(base)                           # paler palm
+    assert colours["knuckle"][0] / colours["knuckle"][1] > base[0] / base[1]   # redder knuckles
+    assert colours["tip"][0] / colours["tip"][1] > colours["palm"][0] / colours["palm"][1]   # redder tips
     assert max(values["skin_crease_tint"]) < 1.0
     # overriding the base colour moves every derived colour with it
-    red = shader_values(dict(skin, base_color_srgb=[0.9, 0.15, 0.1]))
-    for prop in ("skin_palm_color", "skin_knuckle_color", "skin_tip_color"):
-        c = red[prop]
-        assert c[0] > 3 * c[1], prop
-    flat = shader_values(flat_skin(skin))
-    for prop in ("skin_palm_color", "skin_knuckle_color", "skin_tip_color", "skin_nail_color",
-                 "skin_nail_edge_color"):
-        np.testing.assert_allclose(flat[prop], flat["skin_color"], atol=1e-12, err_msg=prop)
-    assert flat["skin_crease_tint"] == [1.0, 1.0, 1.0]
-    assert flat["skin_noise"][1] == 0.0 and flat["skin_noise"][2] == 1.0     # albedo factor 1
-    assert flat["skin_subsurface"][2] == 0.0 and flat["skin_surface"][2] == 0.0
+    red = region_colours(dict(skin, base_color_srgb=[0.9, 0.15, 0.1]))
+    for name in ("palm", "knuckle", "tip"):
+        assert red[name][0] > 3 * red[name][1], name
+    flat = flat_skin(skin)
+    flat_colours, flat_values = region_colours(flat), shader_values(flat)
+    for name in ("palm", "knuckle", "tip"):
+        np.testing.assert_allclose(flat_colours[name], flat_colours["base"], atol=1e-12, err_msg=name)
+    for prop in ("skin_nail_color", "skin_nail_edge_color"):
+        np.testing.assert_allclose(flat_values[prop], flat_values["skin_color"], atol=1e-12, err_msg=prop)
+    assert flat_values["skin_crease_tint"] == [1.0, 1.0, 1.0]
+    assert flat_values["skin_surface"][2] == 0.0                        # no clear coat
 
 
 def test_the_material_reads_packed_regions_and_rejects_unknown_ones():
     bpy = pytest.importorskip("bpy")
-    from synth.skin_shader import REGION_ATTRIBUTES, build_skin_material
+    from synth.skin_shader import SHADER_ATTRIBUTES, SURFACE_ATTRIBUTE, build_skin_material, set_surface
 
     mesh = bpy.data.meshes.new("skin-test")     # not linked to any scene: a cached render scene is untouched
     mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
@@ -210,19 +212,21 @@ def test_the_material_reads_packed_regions_and_rejects_unknown_ones():
     try:
         mat = build_skin_material(bpy, obj, {"nail": np.array([0.0, 0.5, 1.0]), "palm": np.full(3, 0.25)})
         assert list(mesh.materials) == [mat]
-        got = {}
-        for key in REGION_ATTRIBUTES:
-            values = np.zeros(9, dtype=np.float32)
-            mesh.attributes[key].data.foreach_get("vector", values)
-            got[key] = values.reshape(3, 3)
-        np.testing.assert_allclose(got["region_nail"][:, 0], [0.0, 0.5, 1.0])
-        np.testing.assert_allclose(got["region_skin"][:, 0], 0.25)
-        np.testing.assert_allclose(got["region_crease"][:, 0], 0.5)   # no regions given: on no crease
-        assert not got["region_skin"][:, 1:].any()
-        # every OBJECT attribute the tree reads is a property shader_values sets
-        read = {n.attribute_name for n in mat.node_tree.nodes
-                if n.bl_idname == "ShaderNodeAttribute" and n.attribute_type == "OBJECT"}
-        assert read == set(SKIN_PROPERTIES)
+        values = np.zeros(9, dtype=np.float32)
+        mesh.attributes["region_nail"].data.foreach_get("vector", values)
+        np.testing.assert_allclose(values.reshape(3, 3)[:, 0], [0.0, 0.5, 1.0])
+        assert not values.reshape(3, 3)[:, 1:].any()          # no nail edge, no crease given: 0
+        set_surface(mesh, np.array([[0.1, 0.2, 0.3]] * 3), np.array([0.5, 0.25, 0.0]))
+        surface = np.zeros(12, dtype=np.float32)
+        mesh.attributes[SURFACE_ATTRIBUTE].data.foreach_get("color", surface)
+        np.testing.assert_allclose(surface.reshape(3, 4), [[0.1, 0.2, 0.3, 0.5], [0.1, 0.2, 0.3, 0.25],
+                                                           [0.1, 0.2, 0.3, 0.0]], atol=1e-7)
+        # every attribute the tree reads is one the code writes: the object properties of shader_values,
+        # the region attributes and the per-sample surface
+        nodes = [n for n in mat.node_tree.nodes if n.bl_idname == "ShaderNodeAttribute"]
+        assert {n.attribute_name for n in nodes if n.attribute_type == "OBJECT"} == set(SKIN_PROPERTIES)
+        assert {n.attribute_name for n in nodes if n.attribute_type == "GEOMETRY"} == \
+            set(SHADER_ATTRIBUTES) | {SURFACE_ATTRIBUTE}
         with pytest.raises(ValueError, match="unknown skin region"):
             build_skin_material(bpy, obj, {"nails": np.zeros(3)})
         with pytest.raises(ValueError, match="has shape"):
