@@ -231,8 +231,10 @@ def _reader(root, poses, hdri_split):
 
 
 def load_splits(data, eval_data=(), heldout_poses=0.1, split_seed: int = 0, input_size: int = 128,
-                crop_scale: float = CROP_SCALE, augment: Augment2D | None = None, seed: int = 0) -> Splits:
-    """Train and held-out splits of the dataset folder(s) `data` (+ held-out-HDRI folders `eval_data`)."""
+                crop_scale: float = CROP_SCALE, augment: Augment2D | None = None, seed: int = 0,
+                poses=None) -> Splits:
+    """Train and held-out splits of the dataset folder(s) `data` (+ held-out-HDRI folders `eval_data`);
+    `poses` (ids) keeps only those poses of `data` (None: all)."""
     from synth.reader import ComplementDataset
 
     roots = [Path(d) for d in ([data] if isinstance(data, (str, Path)) else data)]
@@ -241,11 +243,16 @@ def load_splits(data, eval_data=(), heldout_poses=0.1, split_seed: int = 0, inpu
         raise ValueError("no training data folder given")
     alls = {r: ComplementDataset(r) for r in roots + extra}  # warns about missing / incomplete shards once
     all_poses = sorted({int(p) for r in roots for p in alls[r].sample_pose_ids})
+    if poses is not None:
+        missing = sorted({int(p) for p in poses} - set(all_poses))
+        if missing:
+            raise ValueError(f"pose id(s) {missing[:10]} are not in {', '.join(map(str, roots))}")
+        all_poses = sorted({int(p) for p in poses})
     held = set(choose_heldout_poses(all_poses, heldout_poses, split_seed))
     train_poses = [p for p in all_poses if p not in held]
     parts: dict = {"train": [], "heldout_poses": [], "heldout_hdris": [], "heldout_both": []}
     for r in roots:
-        present = {int(p) for p in alls[r].sample_pose_ids}
+        present = {int(p) for p in alls[r].sample_pose_ids} & set(all_poses)
         tp, hp = sorted(present - held), sorted(present & held)
         parts["train"].append(_reader(r, tp, "train"))
         parts["heldout_poses"].append(_reader(r, hp, "train"))

@@ -168,6 +168,7 @@ DEFAULTS = {
     "eval_data": [],            # extra folders of held-out-HDRI evaluation shards
     "encoder": "densestack",
     "input_size": 128,
+    "poses": None,              # pose ids of `data` to use (None: all)
     "heldout_poses": 0.1,       # fraction of the poses (or a list of pose ids) kept for evaluation
     "split_seed": 0,
     "crop_scale": 1.5,
@@ -206,7 +207,7 @@ class Pose2DTask(Task):
             o = self.options
             self._splits = load_splits(o["data"], o["eval_data"], o["heldout_poses"], int(o["split_seed"]),
                                        int(o["input_size"]), float(o["crop_scale"]),
-                                       Augment2D.from_value(o["augment"]), int(self.config.seed))
+                                       Augment2D.from_value(o["augment"]), int(self.config.seed), o["poses"])
         return self._splits
 
     def build_model(self) -> Pose2DNet:

@@ -188,6 +188,14 @@ def test_splits_hold_out_poses_and_hdris(sketch, tmp_path):
     sp3 = load_splits(plain, heldout_poses=0.1, input_size=S)
     assert sp3.info["empty_splits"] == ["heldout_hdris", "heldout_both"] and list(sp3.evals) == ["heldout_poses"]
     assert len(sp3.info["heldout_pose_ids"]) == 1   # at least one pose when there are two or more
+    # a subset of the poses: nothing else is read, in training or held out
+    ids = sorted(set(sp.train.pose_ids().tolist()) | held)
+    sp4 = load_splits(sketch, heldout_poses=[ids[1]], input_size=S, poses=ids[:3])
+    assert set(sp4.train.pose_ids().tolist()) == {ids[0], ids[2]}
+    assert set(sp4.evals["heldout_poses"].pose_ids().tolist()) == {ids[1]}
+    assert set(sp4.evals["heldout_hdris"].pose_ids().tolist()) == {ids[0], ids[2]}
+    with pytest.raises(ValueError, match=r"pose id\(s\) \[9999\] are not in"):
+        load_splits(sketch, heldout_poses=0.0, input_size=S, poses=[ids[0], 9999])
 
 
 def test_heldout_pose_choice():
