@@ -1,8 +1,8 @@
 """Does pretraining on the complement data help? MobRecon's Table 1 claim, measured at a scale you choose.
 
     .venv/bin/python benchmarks/pretraining_effect.py [--out runs/pretraining_effect] [--scales 16,64]
-        [--views 24] [--encoders densestack,ghoststack] [--pretrain-steps 100] [--pretrain-batch-size 32]
-        [--finetune-steps 150] [--batch-size 8] [--matched-scratch] [--seeds 0] [--eval freihand:PATH]
+        [--views 24] [--encoders densestack,ghoststack] [--pretrain-steps 80] [--pretrain-batch-size 32]
+        [--finetune-steps 120] [--batch-size 8] [--matched-scratch] [--seeds 0] [--eval freihand:PATH]
         [--finetune-data NAME:ROOT[:RATIO]] [--workers N] [--address HEAD:6379] [--render-workers 2]
 
 1. Renders (resumable: a re-run renders only missing shards) into OUT/data (or --data, which runs with
@@ -226,16 +226,16 @@ def main() -> None:
     ap.add_argument("--scales", default="16,64", help="training poses per scale, comma-separated")
     ap.add_argument("--views", type=int, default=24, help="training views per pose (spread over the 216)")
     ap.add_argument("--encoders", default="densestack,ghoststack")
-    ap.add_argument("--pretrain-steps", type=int, default=100)
+    ap.add_argument("--pretrain-steps", type=int, default=80)
     ap.add_argument("--pretrain-batch-size", type=int, default=32)
-    ap.add_argument("--finetune-steps", type=int, default=150)
+    ap.add_argument("--finetune-steps", type=int, default=120)
     ap.add_argument("--batch-size", type=int, default=8, help="fine-tuning batch")
     ap.add_argument("--matched-scratch", action="store_true",
                     help="a third arm: from scratch for the pretrained arm's images in all")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seeds", default="0", help="training seeds, comma-separated")
     ap.add_argument("--consistency", action="store_true", help="MobRecon's consistency losses (2 images per item)")
-    ap.add_argument("--eval-points", type=int, default=4, help="evaluations during each fine-tuning")
+    ap.add_argument("--eval-points", type=int, default=3, help="evaluations during each fine-tuning")
     ap.add_argument("--eval", action="append", default=[], metavar="NAME:ROOT",
                     help="also evaluate on a benchmark folder (e.g. freihand:~/data/FreiHAND); repeatable")
     ap.add_argument("--finetune-data", action="append", default=[], metavar="NAME:ROOT[:RATIO]",
