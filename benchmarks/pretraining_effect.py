@@ -27,7 +27,9 @@
 3. Scores each fine-tuned model on `same`, `shifted` and every `--eval` benchmark (e.g.
    freihand:~/data/FreiHAND, its evaluation split) with the official metric algorithms: PA-MPJPE and
    PA-MPVPE (mm; FreiHAND's Procrustes alignment), the 3D AUC of FreiHAND's eval.py (aligned
-   keypoints, 0-50 mm), the 2D error (px) and the 2D AUC over 0-30 px.
+   keypoints, 0-50 mm), the 2D error (px) and the 2D AUC over 0-30 px; and, for reference, a constant
+   prediction (each split's mean root-relative joints and mean 2D keypoints): an arm near it has not yet
+   learned to read the image.
 4. Writes OUT/results.json, OUT/results.md (a table per evaluation set, with the seeds and the wall
    times) and OUT/curves.png (evaluation PA-MPJPE against fine-tuning step, pretrained vs scratch).
 
@@ -210,6 +212,22 @@ def score(run: Path, split: str) -> dict:
             "samples": res.num_samples}
 
 
+def constant_score(gt_path: Path) -> dict:
+    """What a model that ignores the image approaches: one constant prediction for every sample, the
+    split's own mean root-relative joints (PA-MPJPE, FreiHAND's alignment) and mean 2D keypoints."""
+    from finetune.metrics.align import align_w_scale
+    from finetune.metrics.pck import evaluate_keypoints
+
+    with np.load(gt_path) as g:
+        xyz, uv = g["xyz"].astype(np.float64), g["uv"].astype(np.float64)
+    xyz = xyz - xyz[:, :1]
+    mean = xyz.mean(axis=0)
+    pa = np.mean([np.linalg.norm(align_w_scale(gt, mean) - gt, axis=1).mean() for gt in xyz])
+    flat = evaluate_keypoints(uv, np.broadcast_to(uv.mean(axis=0), uv.shape), 0.0, 30.0, 20)
+    return {"pa_mpjpe_mm": float(pa) * 1000.0, "px_2d": float(np.linalg.norm(uv - uv.mean(axis=0), axis=-1).mean()),
+            "auc_2d": float(flat.auc)}
+
+
 def eval_history(run: Path, split: str) -> tuple:
     """(steps, PA-MPJPE mm) of the run's periodic evaluations of `split`."""
     from pretrain.curves import read_scalars
@@ -297,8 +315,10 @@ def main() -> None:
                         f"{split} PA-MPJPE {m['pa_mpjpe_mm']:.2f} mm" for split, m in row[arm]["splits"].items()),
                         flush=True)
                 results.append(row)
+    first = out / f"scale{scales[0]}_{encoders[0]}_seed{seeds[0]}" / "scratch"
     summary = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                "plan": p, "render_seconds": rendered["seconds"], "shifted_look": SHIFTED_LOOK,
+               "constant": {split: constant_score(first / f"gt_{split}.npz") for split in evals},
                "wall_seconds": round(time.time() - t0, 1), "runs": results}
     (out / "results.json").write_text(json.dumps(summary, indent=1))
     print(write_report(summary, out))

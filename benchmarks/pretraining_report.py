@@ -55,6 +55,14 @@ def split_table(runs: list, split: str) -> list:
     return lines
 
 
+def _pretrain_2d(run: dict) -> str:
+    """The pretrained encoder's own 2D error on its evaluation images (the shifted set), if measured."""
+    figures = next(iter((run.get("pretrain_2d") or {}).values()), {})
+    if "mean_px" not in figures:
+        return ""
+    return f" ({figures['mean_px']:.2f} px, 2D AUC {figures['auc']:.3f} on the shifted set)"
+
+
 def markdown(summary: dict) -> str:
     s, plan = summary["settings"], summary["plan"]
     runs = summary["runs"]
@@ -70,8 +78,14 @@ def markdown(summary: dict) -> str:
     for split in splits:
         n = runs[0]["pretrained"]["splits"][split]["samples"]
         lines += [f"## {split} ({n} samples)", ""] + split_table(runs, split) + [""]
-    lines += ["Pretraining (2D task) wall seconds: " + ", ".join(
-        f"{r['encoder']} scale {r['scale']} seed {r['seed']}: {r['pretrain_seconds']:.0f}" for r in runs), ""]
+        const = summary.get("constant", {}).get(split)
+        if const:
+            lines += [f"A constant prediction (this split's mean root-relative joints and mean 2D keypoints, the "
+                      f"same for every image) scores {const['pa_mpjpe_mm']:.2f} mm PA-MPJPE, {const['px_2d']:.2f} px "
+                      f"(2D AUC {const['auc_2d']:.3f}): an arm near it has not learned to read the image.", ""]
+    lines += ["Pretraining (2D task): " + ", ".join(
+        f"{r['encoder']} scale {r['scale']} seed {r['seed']}: {r['pretrain_seconds']:.0f} s" + _pretrain_2d(r)
+        for r in runs), ""]
     return "\n".join(lines)
 
 

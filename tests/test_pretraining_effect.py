@@ -111,3 +111,35 @@ def test_a_freihand_folder_is_evaluated_on_its_evaluation_split(tmp_path, hand_m
     assert len(ds) == 3
     sample = ds[1]
     np.testing.assert_allclose(sample["keypoints_3d"].numpy(), truth["evaluation"]["xyz"][1], atol=1e-6)
+
+
+def test_constant_prediction_reference_is_exact_on_hand_computed_cases(tmp_path):
+    from benchmarks.pretraining_effect import constant_score
+
+    rng = np.random.default_rng(0)
+    hand = rng.normal(0, 0.03, (21, 3))
+    # copies differing in scale and position: their mean is one more such copy, which Procrustes aligns exactly
+    xyz = np.stack([hand * s + t for s, t in ((1.0, 0.0), (1.2, 0.1), (0.9, -0.3))])
+    uv = np.zeros((3, 21, 2))
+    uv[:, :, 0] = np.array([0.0, 10.0, 20.0])[:, None]          # mean x 10: errors 10, 0, 10 px
+    np.savez(tmp_path / "gt.npz", xyz=xyz, uv=uv)
+    c = constant_score(tmp_path / "gt.npz")
+    assert c["pa_mpjpe_mm"] == pytest.approx(0.0, abs=1e-3)        # under a micrometre
+    assert c["px_2d"] == pytest.approx(20.0 / 3.0)
+    # a mirrored hand is not a similar copy: one constant cannot fit both
+    np.savez(tmp_path / "gt.npz", xyz=np.stack([hand, hand * [-1.0, 1.0, 1.0]]), uv=uv[:2])
+    assert constant_score(tmp_path / "gt.npz")["pa_mpjpe_mm"] > 1.0
+
+
+def test_report_gives_the_constant_prediction_reference_per_split():
+    runs = [_run(0, 16, 20.0, 22.0)]
+    summary = {"settings": {"finetune_steps": 100, "batch_size": 32, "lr": 1e-3, "consistency": False,
+                            "pretrain_steps": 100, "pretrain_batch_size": 32, "resolution": 128, "samples": 16},
+               "plan": {"views": list(range(24)), "heldout": [1, 2]}, "wall_seconds": 60.0,
+               "render_seconds": {"train": 1.0}, "runs": runs,
+               "constant": {"shifted": {"pa_mpjpe_mm": 41.234, "px_2d": 24.5, "auc_2d": 0.27}}}
+    text = markdown(summary)
+    assert "A constant prediction" in text and "41.23 mm PA-MPJPE, 24.50 px" in text
+    assert "densestack scale 16 seed 0: 5 s\n" in text + "\n"                 # no 2D figures measured: none shown
+    runs[0]["pretrain_2d"] = {"heldout_hdris": {"mean_px": 12.345, "auc": 0.5}}
+    assert "densestack scale 16 seed 0: 5 s (12.35 px, 2D AUC 0.500 on the shifted set)" in markdown(summary)
