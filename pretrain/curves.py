@@ -145,7 +145,9 @@ def line_chart(series: dict, title: str = "", xlabel: str = "", ylabel: str = ""
     for t in _nice_ticks(x0, x1):
         xx, _ = px(t, y0)
         d.line([xx, top, xx, top + ph], fill=(235, 235, 235))
-        d.text((xx - 8, top + ph + 3), _fmt(t), fill=(60, 60, 60))
+        label = _fmt(t)
+        width = d.textlength(label)                     # centred under its tick, kept inside the panel
+        d.text((min(max(xx - width / 2, 0), W - width - 1), top + ph + 3), label, fill=(60, 60, 60))
     d.rectangle([left, top, left + pw, top + ph], outline=(120, 120, 120))
     for i, (label, (x, y)) in enumerate(clean.items()):
         colour = PALETTE[i % len(PALETTE)]
