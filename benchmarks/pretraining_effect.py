@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/pretraining_effect.py [--out runs/pretraining_effect] [--scales 16,64]
         [--views 24] [--encoders densestack,ghoststack] [--pretrain-steps 80] [--pretrain-batch-size 32]
         [--finetune-steps 120] [--batch-size 8] [--matched-scratch] [--seeds 0] [--eval freihand:PATH]
-        [--finetune-data NAME:ROOT[:RATIO]] [--workers N] [--address HEAD:6379] [--render-workers 2]
+        [--finetune-data NAME:ROOT[:RATIO]] [--hand-model openhand|mano] [--workers N] [--address HEAD:6379]
+        [--render-workers 2]
 
 1. Renders (resumable: a re-run renders only missing shards) into OUT/data (or --data, which runs with
    other training settings can share):
@@ -23,7 +24,8 @@
    cannot be downloaded here, so that row is not run). With `--matched-scratch`, a third arm trains from
    scratch for as many images as pretraining and fine-tuning together saw (the pretrained arm's total
    compute in images), which tells a head start from extra training. Fine-tuning data: the scale's
-   training images, or a real benchmark with `--finetune-data` (the paper's setting: FreiHAND).
+   training images, or a real benchmark with `--finetune-data` (the paper's setting: FreiHAND, whose
+   meshes supervise only a MANO model: `--hand-model mano` renders and builds MobRecon with MANO).
 3. Scores each fine-tuned model on `same`, `shifted` and every `--eval` benchmark (e.g.
    freihand:~/data/FreiHAND, its evaluation split) with the official metric algorithms: PA-MPJPE and
    PA-MPVPE (mm; FreiHAND's Procrustes alignment), the 3D AUC of FreiHAND's eval.py (aligned
@@ -100,7 +102,8 @@ def render(p: dict, out: Path, args) -> dict:
     from synth.distribute import render_dataset
     from synth.render_config import RenderConfig
 
-    base = RenderConfig(resolution=args.resolution, samples=args.samples, seed=0, threads=1 if args.render_workers else 0)
+    base = RenderConfig(resolution=args.resolution, samples=args.samples, seed=0, threads=1 if args.render_workers else 0,
+                        model=args.hand_model)
     shifted = replace(base, seed=1, hdri_split="heldout", **SHIFTED_LOOK)
     folders = {"train": out / "train", "shifted": out / "shifted"}
     seconds = {}
@@ -117,8 +120,9 @@ def render(p: dict, out: Path, args) -> dict:
     return {"folders": folders, "seconds": seconds}
 
 
-def eval_specs(p: dict, folders: dict, extra: list) -> dict:
-    """Evaluation split name -> dataset spec: same, shifted, and the --eval benchmarks."""
+def eval_specs(p: dict, folders: dict, extra: list, mano: bool = False) -> dict:
+    """Evaluation split name -> dataset spec: same, shifted, and the --eval benchmarks (their MANO meshes are
+    read only when the model is MANO's: other topologies are scored on keypoints)."""
     from finetune.training_data import parse_spec
 
     specs = {"same": {"name": "complement", "root": str(folders["train"]), "options": {"poses": p["heldout"]}},
@@ -126,7 +130,7 @@ def eval_specs(p: dict, folders: dict, extra: list) -> dict:
     for text in extra:
         spec = parse_spec(text)
         if spec["name"] == "freihand":     # FreiHAND's evaluation split (ground truth released in 2020)
-            spec["options"] = {"split": "evaluation", "load_vertices": False, **spec["options"]}
+            spec["options"] = {"split": "evaluation", "load_vertices": mano, **spec["options"]}
         specs[spec["name"]] = {k: spec[k] for k in ("name", "root", "options")}
     return specs
 
@@ -192,18 +196,20 @@ def finetune_config(out: Path, train_specs: list, evals: dict, encoder: str, pre
                        num_workers=args.loader_workers, checkpoint_every=0, log_every=5,
                        eval_every=max(1, steps // args.eval_points), eval_samples=100000,
                        **steps_config(steps),
-                       task_options={"model": f"mobrecon_{encoder}", "pretrained_encoder": pretrained,
+                       task_options={"model": f"mobrecon_{encoder}", "model_options": {"hand_model": args.hand_model},
+                                     "pretrained_encoder": pretrained,
                                      "input_size": 128, "datasets": train_specs, "eval_datasets": evals,
                                      "consistency": bool(args.consistency), "augment": True})
 
 
-def score(run: Path, split: str) -> dict:
-    """Official figures of a fine-tuned run's final predictions on one evaluation split."""
+def score(run: Path, split: str, mano: bool = False) -> dict:
+    """Official figures of a fine-tuned run's final predictions on one evaluation split (meshes compared as
+    MANO's only when the model is MANO's)."""
     from finetune.evaluate import evaluate_files
     from finetune.metrics.pck import evaluate_keypoints
 
     pred, gt = run / f"pred_{split}.npz", run / f"gt_{split}.npz"
-    res = evaluate_files(pred, gt, "freihand", mesh_topology="other")
+    res = evaluate_files(pred, gt, "freihand", mesh_topology="mano" if mano else "other")
     with np.load(pred) as p, np.load(gt) as g:
         uv = evaluate_keypoints(g["uv"], p["uv"], 0.0, 30.0, 20)
     metrics = json.loads((run / "metrics.json").read_text())["splits"][split]
@@ -260,6 +266,9 @@ def main() -> None:
                     help="fine-tune on these datasets instead of the rendered training images; repeatable")
     ap.add_argument("--heldout-poses", type=int, default=8, help="evaluation poses, never trained on")
     ap.add_argument("--shifted-views", type=int, default=12, help="views per pose of the shifted evaluation set")
+    ap.add_argument("--hand-model", default="openhand",
+                    help="the renders' and MobRecon's hand model: openhand, mano or a MANO file (fine-tuning or "
+                         "scoring meshes on FreiHAND / HO3D needs MANO's topology)")
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
     ap.add_argument("--render-workers", type=int, default=2)
@@ -287,9 +296,11 @@ def main() -> None:
     from synth.hand_model import HandModel
     from synth.poses import complement_poses
 
-    p = plan(scales, args.views, args.heldout_poses, args.shifted_views, complement_poses(model=HandModel("openhand")))
+    hand_model = HandModel(args.hand_model)
+    mano = hand_model.name.upper() == "MANO"
+    p = plan(scales, args.views, args.heldout_poses, args.shifted_views, complement_poses(model=hand_model))
     rendered = render(p, args.data or out / "data", args)
-    evals = eval_specs(p, rendered["folders"], args.eval)
+    evals = eval_specs(p, rendered["folders"], args.eval, mano)
     results = []
     for scale in scales:
         poses = p["train"][scale]
@@ -309,7 +320,7 @@ def main() -> None:
                     run = out / tag / arm
                     s = train(finetune_config(run, train_specs, evals, encoder, encoder_file, seed, args, steps), args)
                     row[arm] = {"seconds": s["wall_seconds"], "steps": s["step"],
-                                "splits": {split: score(run, split) for split in evals},
+                                "splits": {split: score(run, split, mano) for split in evals},
                                 "history": {split: eval_history(run, split) for split in evals}}
                     print(f"[{tag}] {arm}: " + ", ".join(
                         f"{split} PA-MPJPE {m['pa_mpjpe_mm']:.2f} mm" for split, m in row[arm]["splits"].items()),

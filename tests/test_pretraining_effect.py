@@ -111,6 +111,26 @@ def test_a_freihand_folder_is_evaluated_on_its_evaluation_split(tmp_path, hand_m
     assert len(ds) == 3
     sample = ds[1]
     np.testing.assert_allclose(sample["keypoints_3d"].numpy(), truth["evaluation"]["xyz"][1], atol=1e-6)
+    assert not sample["has_vertices"]               # MANO meshes are not this model's topology: keypoints only
+    # a MANO model (--hand-model mano) reads the evaluation meshes too
+    mano_specs = eval_specs(p, {"train": tmp_path / "train", "shifted": tmp_path / "shifted"},
+                            [f"freihand:{tmp_path / 'FreiHAND'}"], mano=True)
+    sample = open_dataset(mano_specs["freihand"], 128)[1]
+    assert sample["has_vertices"]
+    np.testing.assert_allclose(sample["vertices"].numpy(), truth["evaluation"]["verts"][1], atol=1e-6)
+
+
+def test_fine_tuning_builds_mobrecon_on_the_chosen_hand_model(tmp_path):
+    import argparse
+
+    from benchmarks.pretraining_effect import finetune_config
+
+    args = argparse.Namespace(batch_size=8, lr=1e-3, loader_workers=0, eval_points=3, finetune_steps=120,
+                              consistency=False, hand_model="mano")
+    cfg = finetune_config(tmp_path / "run", [], {}, "ghoststack", None, 0, args)
+    assert cfg.task_options["model"] == "mobrecon_ghoststack"
+    assert cfg.task_options["model_options"] == {"hand_model": "mano"}
+    assert cfg.max_steps == 120 and cfg.eval_every == 40
 
 
 def test_constant_prediction_reference_is_exact_on_hand_computed_cases(tmp_path):
