@@ -104,6 +104,10 @@ def curves_picture(summary: dict, path: Path) -> Path:
                 for r in rs:
                     steps, values = r[arm]["history"][split]
                     series[f"{arm} seed {r['seed']}"] = (steps, values)
+            const = summary.get("constant", {}).get(split)
+            xs = [x for steps, _ in series.values() for x in steps]
+            if const and xs:                # the level below which a model has learned to read the image
+                series["constant prediction"] = ([min(xs), max(xs)], [const["pa_mpjpe_mm"]] * 2)
             panels.append(line_chart(series, title=f"{encoder}, {rs[0]['poses']} poses: {split}",
                                      xlabel="fine-tuning step", ylabel="PA-MPJPE mm", size=(420, 280)))
     if panels:
