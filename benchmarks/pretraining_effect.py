@@ -149,6 +149,11 @@ def finished(run: Path, config: dict) -> dict | None:
     return done
 
 
+def run_tag(scale: int, encoder: str, seed: int) -> str:
+    """The folder of one (scale, encoder, seed): its pretraining and fine-tuning runs."""
+    return f"scale{scale}_{encoder}_seed{seed}"
+
+
 def train(config, args) -> dict:
     """Train one TrainConfig (in this process or through Ray Train); its summary, saved beside the run."""
     from hands.cli_pretrain import launch_training
@@ -221,17 +226,15 @@ def score(run: Path, split: str, mano: bool = False) -> dict:
 def constant_score(gt_path: Path) -> dict:
     """What a model that ignores the image approaches: one constant prediction for every sample, the
     split's own mean root-relative joints (PA-MPJPE, FreiHAND's alignment) and mean 2D keypoints."""
-    from finetune.metrics.align import align_w_scale
     from finetune.metrics.pck import evaluate_keypoints
+    from finetune.model_eval import pa_errors
 
     with np.load(gt_path) as g:
         xyz, uv = g["xyz"].astype(np.float64), g["uv"].astype(np.float64)
     xyz = xyz - xyz[:, :1]
-    mean = xyz.mean(axis=0)
-    pa = np.mean([np.linalg.norm(align_w_scale(gt, mean) - gt, axis=1).mean() for gt in xyz])
+    pa = pa_errors(xyz, np.broadcast_to(xyz.mean(axis=0), xyz.shape)).mean()
     flat = evaluate_keypoints(uv, np.broadcast_to(uv.mean(axis=0), uv.shape), 0.0, 30.0, 20)
-    return {"pa_mpjpe_mm": float(pa) * 1000.0, "px_2d": float(np.linalg.norm(uv - uv.mean(axis=0), axis=-1).mean()),
-            "auc_2d": float(flat.auc)}
+    return {"pa_mpjpe_mm": float(pa) * 1000.0, "px_2d": float(flat.mean), "auc_2d": float(flat.auc)}
 
 
 def eval_history(run: Path, split: str) -> tuple:
@@ -308,7 +311,7 @@ def main() -> None:
             {"name": "complement", "root": str(rendered["folders"]["train"]), "options": {"poses": poses}}]
         for encoder in encoders:
             for seed in seeds:
-                tag = f"scale{scale}_{encoder}_seed{seed}"
+                tag = run_tag(scale, encoder, seed)
                 pre = train(pretrain_config(out / tag / "pretrain", rendered["folders"], poses, encoder, seed, args),
                             args)
                 row = {"scale": scale, "poses": len(poses), "images": len(poses) * args.views, "encoder": encoder,
@@ -326,7 +329,7 @@ def main() -> None:
                         f"{split} PA-MPJPE {m['pa_mpjpe_mm']:.2f} mm" for split, m in row[arm]["splits"].items()),
                         flush=True)
                 results.append(row)
-    first = out / f"scale{scales[0]}_{encoders[0]}_seed{seeds[0]}" / "scratch"
+    first = out / run_tag(scales[0], encoders[0], seeds[0]) / "scratch"
     summary = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                "plan": p, "render_seconds": rendered["seconds"], "shifted_look": SHIFTED_LOOK,
                "constant": {split: constant_score(first / f"gt_{split}.npz") for split in evals},
