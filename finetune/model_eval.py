@@ -12,7 +12,10 @@ and the ground truth. `evaluate_loader` adds the figures the trainer logs:
 | root_mm | error of the recovered root (camera-space wrist) |
 | cs_mpjpe_mm | camera-space keypoint error (CJ of seed 002's Table 1; the model's root, or the recovered one) |
 | cs_mpvpe_mm | camera-space vertex error (CV of seed 002's Table 1) |
-| px_2d | mean 2D keypoint error in crop pixels |
+| px_2d | mean 2D keypoint error in crop pixels (labelled keypoints: keypoints_2d_valid) |
+
+The 3D figures cover only samples with 3D labels (`keypoints_3d_valid`): for a 2D-only evaluation set
+(`coco_hand`) the figures are `samples` and `px_2d`, and its gt_<split>.npz holds uv and vis, no xyz.
 
 `write_prediction_files` writes pred_<split>.npz / gt_<split>.npz in the format of
 finetune/evaluate.py (xyz and verts in the camera frame, uv, K, ids; names: dataset/sample id).
@@ -42,7 +45,7 @@ def predict_loader(model, loader, device) -> dict:
             "gt_rel": batch["keypoints_3d_rel"], "gt_xyz": batch["keypoints_3d"],
             "gt_verts_rel": batch["vertices_rel"], "gt_verts": batch["vertices_rel"] + gt_root,
             "gt_uv": batch["keypoints_2d"], "K": batch["K"], "mesh_valid": batch["mesh_valid"],
-            "uv_valid": batch["keypoints_2d_valid"]}
+            "uv_valid": batch["keypoints_2d_valid"], "kp3_valid": batch["keypoints_3d_valid"]}
         for k, v in arrays.items():
             parts.setdefault(k, []).append(v.detach().cpu().double().numpy())
         parts.setdefault("ids", []).extend(f"{d}/{i}" for d, i in zip(batch["dataset"], batch["sample_id"]))
@@ -57,15 +60,23 @@ def pa_errors(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 
 def metrics_of(a: dict) -> dict:
+    """The figures of the module doc. The 3D ones cover the samples with 3D labels (kp3_valid; a
+    2D-only set such as coco_hand has none, and then only samples and px_2d are reported)."""
     mm = 1000.0
-    out = {"samples": int(len(a["ids"])),
-           "pa_mpjpe_mm": float(pa_errors(a["gt_rel"], a["pred_rel"]).mean() * mm),
-           "mpjpe_mm": float(np.linalg.norm(a["pred_rel"] - a["gt_rel"], axis=-1).mean() * mm),
-           "root_mm": float(np.linalg.norm(a["pred_xyz"][:, 0] - a["gt_xyz"][:, 0], axis=-1).mean() * mm),
-           "cs_mpjpe_mm": float(np.linalg.norm(a["pred_xyz"] - a["gt_xyz"], axis=-1).mean() * mm)}
+    n = int(len(a["ids"]))
+    out = {"samples": n}
+    has3d = np.asarray(a.get("kp3_valid", np.ones(n)), dtype=bool)
+    if has3d.any():
+        s = lambda k: a[k][has3d]  # noqa: E731
+        out.update({"pa_mpjpe_mm": float(pa_errors(s("gt_rel"), s("pred_rel")).mean() * mm),
+                    "mpjpe_mm": float(np.linalg.norm(s("pred_rel") - s("gt_rel"), axis=-1).mean() * mm),
+                    "root_mm": float(np.linalg.norm(s("pred_xyz")[:, 0] - s("gt_xyz")[:, 0], axis=-1).mean() * mm),
+                    "cs_mpjpe_mm": float(np.linalg.norm(s("pred_xyz") - s("gt_xyz"), axis=-1).mean() * mm)})
+        if not has3d.all():
+            out["samples_3d"] = int(has3d.sum())
     uv_err = np.linalg.norm(a["pred_uv"] - a["gt_uv"], axis=-1)
     out["px_2d"] = float((uv_err * a["uv_valid"]).sum() / max(a["uv_valid"].sum(), 1))
-    valid = a["mesh_valid"].astype(bool)
+    valid = a["mesh_valid"].astype(bool) & has3d
     if valid.any():
         out["pa_mpvpe_mm"] = float(pa_errors(a["gt_verts_rel"][valid], a["pred_verts_rel"][valid]).mean() * mm)
         out["mpvpe_mm"] = float(np.linalg.norm(a["pred_verts_rel"][valid] - a["gt_verts_rel"][valid],
@@ -88,7 +99,10 @@ def write_prediction_files(out: Path, split: str, a: dict) -> tuple:
     ids = np.arange(len(a["ids"]))    # evaluate matches samples by integer ids; names says which sample
     np.savez(pred, xyz=a["pred_xyz"], verts=a["pred_verts"], uv=a["pred_uv"], K=a["K"], ids=ids, names=a["ids"])
     gt_arrays = {"xyz": a["gt_xyz"], "uv": a["gt_uv"], "K": a["K"], "ids": ids, "names": a["ids"]}
-    if a["mesh_valid"].all():
+    if not np.asarray(a.get("kp3_valid", True), dtype=bool).all():
+        # 2D labels only (coco_hand): no 'xyz', so `hands evaluate` refuses the file rather than scoring zeros
+        gt_arrays = {"uv": a["gt_uv"], "vis": a["uv_valid"].astype(bool), "ids": ids, "names": a["ids"]}
+    elif a["mesh_valid"].all():
         gt_arrays["verts"] = a["gt_verts"]
     np.savez(gt, **gt_arrays)
     return pred, gt

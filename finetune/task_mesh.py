@@ -85,6 +85,7 @@ class MeshTask(Task):
             raise ValueError(f"mesh: eval_datasets must map split names to specs, got {evals!r}")
         self.eval_specs = {k: parse_spec(v) for k, v in evals.items()}
         self._model_topology = None
+        self._model_reads_3d = None
 
     # -- model
     def model_kwargs(self) -> dict:
@@ -98,6 +99,7 @@ class MeshTask(Task):
 
         model = build_model(self.options["model"], **self.model_kwargs())
         self._model_topology = model.topology
+        self._model_reads_3d = bool(getattr(model, "reads_keypoints_3d", True))
         return model
 
     @property
@@ -121,10 +123,13 @@ class MeshTask(Task):
         return out
 
     def train_dataset(self):
-        from finetune.training_data import MixedTrainingSet, check_topology
+        from finetune.training_data import MixedTrainingSet, check_keypoints_3d, check_topology
 
         datasets = self._open(self.specs)
         check_topology(datasets, self.topology, self.options["mismatch"])
+        if self._model_reads_3d is None:
+            self.build_model()
+        check_keypoints_3d(datasets, self._model_reads_3d, self.options["model"])
         ratios = {name: spec["ratio"] for name, spec in zip(datasets, self.specs)}
         return MixedTrainingSet(datasets, ratios, self.topology, _augment_config(self.options["augment"]),
                                 paired=bool(self.options["consistency"]), seed=int(self.config.seed),

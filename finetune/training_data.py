@@ -17,6 +17,10 @@ The topology guard (DESIGN.md): a sample's mesh supervises the model only when i
 equals the model's ('mano', or the hand model's template hash); otherwise `mesh_valid` is False
 and only its keypoints supervise. With `mismatch='error'` (the default) a dataset whose meshes
 have another topology is refused with an error that names both.
+
+2D-only samples (`has_keypoints_3d` False, e.g. `coco_hand`): `keypoints_2d_valid` is their
+visibility (the labelled keypoints), `keypoints_3d_valid` False, and `check_keypoints_3d` refuses
+them to a model whose loss reads 3D keypoints (`reads_keypoints_3d`).
 """
 from __future__ import annotations
 
@@ -81,11 +85,47 @@ def check_topology(datasets: dict, topology: str, mismatch: str = "error") -> di
 
 
 def training_sample(sample: dict, topology: str) -> dict:
-    """The keys the losses read, plus mesh_valid (mesh of the model's topology) and keypoints_2d_valid."""
+    """The keys the losses read, plus mesh_valid (mesh of the model's topology), keypoints_2d_valid and
+    keypoints_3d_valid (False for a 2D-only sample, has_keypoints_3d False: its 2D labels are the
+    labelled keypoints, its 3D keypoints zeros)."""
     out = {k: sample[k] for k in KEYS}
     out["mesh_valid"] = bool(sample["has_vertices"]) and str(sample["topology"]) == topology
-    out["keypoints_2d_valid"] = sample["keypoints_3d"][:, 2] != 0      # unlabelled keypoints are zeros
+    has_3d = bool(sample.get("has_keypoints_3d", True))
+    out["keypoints_3d_valid"] = has_3d
+    if has_3d:
+        out["keypoints_2d_valid"] = sample["keypoints_3d"][:, 2] != 0      # unlabelled keypoints are zeros
+    else:
+        out["keypoints_2d_valid"] = sample["visibility"].clone()
+        out["keypoints_3d"] = torch.zeros_like(sample["keypoints_3d"])      # whatever as_rays put there
+        out["keypoints_3d_rel"] = torch.zeros_like(sample["keypoints_3d_rel"])
     return out
+
+
+def as_rays(sample: dict) -> dict:
+    """A 2D-only sample (has_keypoints_3d False) with its labelled keypoints as the points at depth 1 on
+    their rays through K, for augmentation: finetune.augment re-projects keypoints_3d to get the new 2D
+    keypoints, so this carries the 2D labels with the image; training_sample puts zeros back. Other
+    samples are returned as they are."""
+    if sample.get("has_keypoints_3d", True):
+        return sample
+    K = sample["K"].double()
+    uv1 = torch.cat([sample["keypoints_2d"].double(), torch.ones(len(sample["keypoints_2d"]), 1,
+                                                                 dtype=torch.float64)], dim=1)
+    rays = uv1 @ torch.linalg.inv(K).T
+    rays = rays / rays[:, 2:3]
+    kp3 = torch.where(sample["visibility"][:, None], rays, torch.zeros_like(rays)).float()
+    return {**sample, "keypoints_3d": kp3, "keypoints_3d_rel": kp3 - kp3[0]}
+
+
+def check_keypoints_3d(datasets: dict, reads_keypoints_3d: bool, model_name: str = "the model") -> None:
+    """Refuse 2D-only datasets (has_keypoints_3d False) to a model whose loss reads 3D keypoints (the
+    model's `reads_keypoints_3d`): their zeros would supervise it."""
+    two_d = [name for name, ds in datasets.items() if not getattr(ds, "has_keypoints_3d", True)]
+    if two_d and reads_keypoints_3d:
+        raise ValueError(
+            f"dataset(s) {two_d} have 2D labels only, but the loss of {model_name} reads 3D keypoints; "
+            "train them with a model whose loss reads 2D keypoints only (MobRecon, cmr_baseline, or SMR with "
+            "model option supervision=2d), or use them for evaluation")
 
 
 class MixedTrainingSet(Dataset):
@@ -110,7 +150,7 @@ class MixedTrainingSet(Dataset):
     def __getitem__(self, i: int):
         from finetune.augment import AugmentConfig, augment, paired_views
 
-        sample = self.mixture[int(self.indices[i])]
+        sample = as_rays(self.mixture[int(self.indices[i])])
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, int(i)]))
         config = self.augment if self.augment is not None else AugmentConfig.none()
         if self.paired:

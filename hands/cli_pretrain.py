@@ -26,6 +26,19 @@ def _ints(text: str, what: str) -> list:
         raise ValueError(f"--{what}: '{text}' is not a comma list of integers") from None
 
 
+def _coco_eval(items) -> dict | None:
+    """--eval-coco NAME=PATH (repeatable) -> {NAME: absolute PATH}."""
+    out = {}
+    for item in items or []:
+        name, sep, path = str(item).partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ValueError(f"--eval-coco {item!r}: expected NAME=PATH (a COCO keypoint JSON or its folder)")
+        if name.strip() in out:
+            raise ValueError(f"--eval-coco: the split name {name.strip()!r} is given twice")
+        out[name.strip()] = str(Path(path.strip()).expanduser().resolve())
+    return out or None
+
+
 def config_from_args(args):
     """The TrainConfig of a fresh run, or of the checkpoint being resumed with the given overrides."""
     from pretrain.trainer import TrainConfig
@@ -34,7 +47,9 @@ def config_from_args(args):
     task = {"data": [str(Path(d).resolve()) for d in args.data] if args.data else None,
             "eval_data": [str(Path(d).resolve()) for d in args.eval_data] if args.eval_data else None,
             "encoder": args.encoder, "input_size": args.input_size,
-            "heldout_poses": _heldout(args.heldout_poses) if args.heldout_poses is not None else None}
+            "heldout_poses": _heldout(args.heldout_poses) if args.heldout_poses is not None else None,
+            "coco_eval": _coco_eval(args.eval_coco),
+            "coco_train": [str(Path(p).expanduser().resolve()) for p in args.train_coco] if args.train_coco else None}
     if args.no_augment:
         task["augment"] = False
     task = {k: v for k, v in task.items() if v is not None}
@@ -129,6 +144,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--eval-data", action="append",
                    help="folder of held-out-HDRI evaluation shards (hands render --hdri-split heldout), repeatable")
     p.add_argument("--heldout-poses", help="fraction of poses (default 0.1) or comma list of pose ids to hold out")
+    p.add_argument("--eval-coco", action="append", metavar="NAME=PATH",
+                   help="COCO keypoint file of real hands (or its folder) scored as evaluation split NAME, on its "
+                        "labelled keypoints (repeatable)")
+    p.add_argument("--train-coco", action="append", metavar="PATH",
+                   help="COCO keypoint file whose hands join the training crops (2D labels; repeatable)")
     add_run_arguments(p, epochs=80, batch=128, milestones="epochs x 1/4, 1/2, 3/4")
     p.set_defaults(fn=_cmd_pretrain)
 

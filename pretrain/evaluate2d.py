@@ -75,11 +75,15 @@ def predict_2d(model, loader, device) -> dict:
     return res
 
 
-def evaluate_split(model, loader, device, max_px: float = MAX_PX) -> dict:
-    """Metrics of the MapReg positions (the headline figures) and of the heatmap peaks (prefixed hm_)."""
+def evaluate_split(model, loader, device, max_px: float = MAX_PX, labelled_only: bool = False) -> dict:
+    """Metrics of the MapReg positions (the headline figures) and of the heatmap peaks (prefixed hm_).
+
+    labelled_only: score only the keypoints whose `visibility` is True, for sets where it marks the
+    labelled keypoints (COCO files, pretrain/coco_hand.py); renders score every keypoint (the default)."""
     p = predict_2d(model, loader, device)
-    pos = pck_2d(p["position"], p["gt"], max_px=max_px)
-    hm = pck_2d(p["heatmap"], p["gt"], max_px=max_px)
+    vis = p["visibility"].astype(bool) if labelled_only else None
+    pos = pck_2d(p["position"], p["gt"], vis, max_px=max_px)
+    hm = pck_2d(p["heatmap"], p["gt"], vis, max_px=max_px)
     out = dict(pos)
     out.update({f"hm_{k}": v for k, v in hm.items() if k in ("mean_px", "median_px", "auc", "pck")})
     return out

@@ -29,6 +29,13 @@ Evaluation: the MapReg positions are the headline 2D prediction (mean pixel
 error, PCK and AUC over 0-30 px); the heatmap peaks (argmax refined by a
 parabola through the log values around it) are reported beside them as hm_*.
 
+Real photographs in COCO keypoint files (pretrain/coco_hand.py): `coco_eval` {name: file} adds
+an evaluation split `name` per file (its figures are metrics['name'], as for the render splits,
+scored on the labelled keypoints only: visibility there marks labels, not occlusion); `coco_train`
+[files] concatenates their hands to the render training crops, each item then carrying `labelled`
+(all True for renders) so that unlabelled keypoints add nothing to either loss. Without
+`coco_train` the loss is computed exactly as before.
+
 Output of a run (`export`): OUT/encoder.pt (load it with
 pretrain.checkpoint.load_pretrained_encoder), OUT/head.pt (the two heads),
 OUT/pretrain_config.json, OUT/metrics.json, OUT/splits.json.
@@ -177,7 +184,12 @@ DEFAULTS = {
     "heatmap_weight": 100.0,
     "position_weight": 1.0,
     "hidden": [128, 64],        # MapReg MLP hidden sizes
+    # COCO keypoint files (pretrain/coco_hand.py; a path, its folder, or {path, image_root, min_keypoints}):
+    "coco_eval": {},            # {split name: file}: evaluation splits of real photos, labelled keypoints only
+    "coco_train": [],           # files whose hands join the training crops (2D only; unlabelled keypoints masked)
+    "coco_min_keypoints": 6,    # hands with fewer labelled keypoints are skipped
 }
+RENDER_SPLITS = ("train", "heldout_poses", "heldout_hdris", "heldout_both")
 
 
 @register_task("pose2d")
@@ -197,7 +209,15 @@ class Pose2DTask(Task):
             raise ValueError("pose2d: no training data (task_options['data'], the folder of rendered shards)")
         if int(self.options["input_size"]) % 32:
             raise ValueError(f"pose2d: input_size must be a multiple of 32, got {self.options['input_size']}")
-        self._splits = None
+        coco_eval, coco_train = self.options["coco_eval"] or {}, self.options["coco_train"] or []
+        if not isinstance(coco_eval, dict):
+            raise ValueError(f"pose2d: coco_eval must map split names to COCO keypoint files, got {coco_eval!r}")
+        clash = sorted(set(coco_eval) & set(RENDER_SPLITS))
+        if clash:
+            raise ValueError(f"pose2d: coco_eval split name(s) {clash} are render split names; choose others")
+        self.options["coco_eval"] = dict(coco_eval)
+        self.options["coco_train"] = [coco_train] if isinstance(coco_train, (str, Path, dict)) else list(coco_train)
+        self._splits = self._coco = None
 
     @property
     def splits(self):
@@ -210,15 +230,34 @@ class Pose2DTask(Task):
                                        Augment2D.from_value(o["augment"]), int(self.config.seed), o["poses"])
         return self._splits
 
+    @property
+    def coco(self) -> dict:
+        """{'eval': {split: CocoHand2D}, 'train': [CocoHand2D]} of the coco_eval / coco_train options."""
+        if self._coco is None:
+            from .coco_hand import open_coco_sets
+            from .data2d import Augment2D
+
+            o = self.options
+            common = dict(input_size=int(o["input_size"]), crop_scale=float(o["crop_scale"]),
+                          seed=int(self.config.seed), min_keypoints=int(o["coco_min_keypoints"]))
+            train = open_coco_sets({f"coco_train_{i}": s for i, s in enumerate(o["coco_train"])},
+                                   augment=Augment2D.from_value(o["augment"]), **common)
+            self._coco = {"eval": open_coco_sets(o["coco_eval"], **common), "train": list(train.values())}
+        return self._coco
+
     def build_model(self) -> Pose2DNet:
         enc = build_named_encoder(self.options["encoder"], int(self.options["input_size"]))
         return Pose2DNet(enc, hidden=tuple(self.options["hidden"]))
 
     def train_dataset(self):
-        return self.splits.train
+        if not self.options["coco_train"]:
+            return self.splits.train
+        from .coco_hand import Mixed2D
+
+        return Mixed2D([self.splits.train, *self.coco["train"]])
 
     def eval_datasets(self) -> dict:
-        return self.splits.evals
+        return {**self.splits.evals, **self.coco["eval"]}
 
     def collate(self, samples):
         return torch.utils.data.default_collate(samples)
@@ -229,11 +268,19 @@ class Pose2DTask(Task):
         pred = model(images)
         hm = pred["heatmaps"].float()
         target = gaussian_heatmaps(uv.float(), S, hm.shape[-1], float(self.options["heatmap_sigma"]))
-        l_hm = F.mse_loss(hm, target)
-        l_pos = F.l1_loss(pred["positions"].float(), px_to_norm(uv.float(), S))
+        labelled = batch.get("labelled")       # with coco_train: the keypoints a COCO hand has labels for
+        if labelled is None:
+            l_hm = F.mse_loss(hm, target)
+            l_pos = F.l1_loss(pred["positions"].float(), px_to_norm(uv.float(), S))
+        else:
+            w = labelled.float()
+            n = w.sum().clamp(min=1.0)
+            l_hm = ((hm - target) ** 2 * w[..., None, None]).sum() / (n * hm.shape[-1] * hm.shape[-2])
+            l_pos = ((pred["positions"].float() - px_to_norm(uv.float(), S)).abs() * w[..., None]).sum() / (2 * n)
         loss = float(self.options["heatmap_weight"]) * l_hm + float(self.options["position_weight"]) * l_pos
         with torch.no_grad():
-            epe = (norm_to_px(pred["positions"].float(), S) - uv).norm(dim=-1).mean()
+            err = (norm_to_px(pred["positions"].float(), S) - uv).norm(dim=-1)
+            epe = err.mean() if labelled is None else (err * w).sum() / n
         return loss, {"heatmap": l_hm.detach(), "position": l_pos.detach(), "epe_px": epe}
 
     def evaluate(self, model, loaders: dict, device, final: bool = False) -> dict:
@@ -241,7 +288,7 @@ class Pose2DTask(Task):
 
         out = {}
         for name, loader in loaders.items():
-            m = evaluate_split(model, loader, device)
+            m = evaluate_split(model, loader, device, labelled_only=name in self.options["coco_eval"])
             out[name] = m if final else {k: v for k, v in m.items() if not isinstance(v, list)}
         return out
 
@@ -262,7 +309,11 @@ class Pose2DTask(Task):
              "milestones_resolved": trainer.milestones, "steps_per_epoch": trainer.steps_per_epoch,
              "total_steps": trainer.total_steps}, indent=1, default=str))
         files["config"] = out / "pretrain_config.json"
-        (out / "splits.json").write_text(json.dumps(self.splits.info, indent=1))
+        info = dict(self.splits.info)
+        if o["coco_eval"] or o["coco_train"]:
+            info["coco"] = {"eval": {k: ds.file.info() for k, ds in self.coco["eval"].items()},
+                            "train": [ds.file.info() for ds in self.coco["train"]]}
+        (out / "splits.json").write_text(json.dumps(info, indent=1))
         files["splits"] = out / "splits.json"
         (out / "metrics.json").write_text(json.dumps({"step": trainer.step, "splits": metrics,
                                                       "history": trainer.history}, indent=1))

@@ -49,6 +49,7 @@ _BUILTIN = {
     "hanco": "finetune.datasets.hanco:HanCoDataset",
     "mobrecon_complement": "finetune.datasets.mobrecon_complement:MobReconComplementDataset",
     "complement": "finetune.datasets.complement:ComplementShardsDataset",
+    "coco_hand": "finetune.datasets.coco_hand:CocoHandDataset",
 }
 _REGISTRY: dict = dict(_BUILTIN)
 

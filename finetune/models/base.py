@@ -28,6 +28,9 @@ class MeshModel(nn.Module):
     """Base of the reconstruction models: mesh constants of a hand model, root-relative outputs."""
 
     needs_camera = False   # True: forward(images, K) (models that predict the root in camera space)
+    # True: loss_terms reads 3D keypoint labels (keypoints_3d / _rel), so 2D-only samples (coco_hand) would
+    # supervise it with zeros; training_data.check_keypoints_3d refuses them to such a model
+    reads_keypoints_3d = True
 
     def __init__(self, hand_model="openhand", input_size: int = 128):
         super().__init__()

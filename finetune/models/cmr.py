@@ -22,6 +22,8 @@ from .mobrecon import build_encoder_for, mesh_and_pose_terms
 
 
 class CMRBaseline(MeshModel):
+    reads_keypoints_3d = False   # MobRecon's terms: mesh only where mesh_valid, 2D on the 2D labels
+
     def __init__(self, encoder: str = "densestack", input_size: int = 128, hand_model="openhand",
                  channels=DECODER_CHANNELS, spiral_length: int = 9, pretrained_encoder=None,
                  heatmap_sigma: float = 1.0):

@@ -45,6 +45,8 @@ def build_encoder_for(encoder: str, input_size: int, pretrained_encoder=None):
 
 
 class MobRecon(MeshModel):
+    reads_keypoints_3d = False   # mesh terms only where mesh_valid, pose2d on the 2D labels
+
     def __init__(self, encoder: str = "densestack", input_size: int = 128, lifting: str = "mapreg",
                  decoder: str = "dsconv", hand_model="openhand", channels=DECODER_CHANNELS, spiral_length: int = 9,
                  joint_pooling: str = "max", pretrained_encoder=None, heatmap_sigma: float = 1.0):

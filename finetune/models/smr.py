@@ -329,6 +329,11 @@ class SMR(MeshModel):
         return out
 
     # -- losses
+    @property
+    def reads_keypoints_3d(self) -> bool:
+        """Only 'full' supervision reads 3D keypoints: '2d' trains on 2D-only samples (coco_hand) as they are."""
+        return self.supervision == "full"
+
     def prior_terms(self, theta: torch.Tensor, beta: torch.Tensor) -> dict:
         angles = joint_angles(theta.float())
         pose = (self.pose_prior_weight * (theta[:, 3:].float() ** 2).mean()
