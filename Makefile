@@ -1,6 +1,6 @@
 # The two commands of the README. Each sets up .venv first (scripts/bootstrap.sh
 # is idempotent: it reinstalls only when pyproject.toml changed).
-.PHONY: demo test venv
+.PHONY: demo test venv detector
 
 venv:
 	./scripts/bootstrap.sh
@@ -10,3 +10,7 @@ demo: venv
 
 test: venv
 	.venv/bin/python -m pytest -q --durations=15
+
+# The real-photo hand detector of benchmarks/realism.py, in .venv-detector (its protobuf pin clashes with onnx's)
+detector: venv
+	./scripts/bootstrap_detector.sh

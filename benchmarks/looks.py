@@ -1,0 +1,40 @@
+"""Named render looks the real-photo benchmarks compare (realism.py, sim_to_real.py).
+
+A look is a dict of RenderConfig settings over the defaults. `legacy` is the default look as it was
+before the real-photo benchmarks existed (its camera effects and occluder share as of 2026-12-06), kept so
+its figures can be reproduced beside today's default.
+"""
+from __future__ import annotations
+
+# the camera-effect distribution that was the default until the real-photo measurements
+LEGACY_CAMERA_EFFECTS = {
+    "defocus_prob": 0.3, "f_number": [1.8, 8.0], "motion_blur_prob": 0.2, "motion_blur_px": [1.0, 6.0],
+    "noise_poisson_peak": [200.0, 2000.0], "noise_gaussian_sigma": [0.0, 0.02], "white_balance": [0.9, 1.1],
+    "exposure_ev": [-0.5, 0.5], "jpeg_prob": 0.5, "jpeg_quality": [40, 95],
+}
+LEGACY = {"camera_effects": "auto", "camera_effect_settings": LEGACY_CAMERA_EFFECTS, "occluder_prob": 0.3}
+
+_NO_EFFECTS = {"camera_effects": "off"}
+_NO_EFFECTS_OCCLUDERS = {**_NO_EFFECTS, "occluder_prob": 0.0}
+_NO_EFFECTS_OCCLUDERS_FOREARM = {**_NO_EFFECTS_OCCLUDERS, "forearm": False}
+
+LOOKS = {
+    "default": {},
+    "legacy": LEGACY,
+    "no_effects": _NO_EFFECTS,
+    "no_effects_occluders": _NO_EFFECTS_OCCLUDERS,
+    "no_effects_occluders_forearm": _NO_EFFECTS_OCCLUDERS_FOREARM,
+    "flat": {**_NO_EFFECTS_OCCLUDERS_FOREARM, "skin_detail": False},  # the renderer before the realism work
+    "no_occluders": {"occluder_prob": 0.0},
+    "no_forearm": {"forearm": False},
+    "no_skin_detail": {"skin_detail": False},
+}
+
+
+def look_config(name: str, **settings):
+    """The RenderConfig of look `name` with `settings` (resolution, samples, seed, ...) on top."""
+    from synth.render_config import RenderConfig
+
+    if name not in LOOKS:
+        raise ValueError(f"unknown look {name!r}; looks: {', '.join(LOOKS)}")
+    return RenderConfig.from_dict({**LOOKS[name], **settings})
