@@ -341,6 +341,12 @@ class BlenderScene:
     def render(self) -> tuple:
         """(rgb uint8 HxWx3, depth float32 HxW metres of hand and arm with 0 elsewhere, labels uint8 HxW in
         synth.shards.MASK_VALUES: what each pixel shows, from the Object Index pass)."""
+        lin, depth, labels = self.render_linear()
+        return np.round(linear_to_srgb(lin) * 255.0).astype(np.uint8), depth, labels
+
+    def render_linear(self) -> tuple:
+        """`render` with the image as the renderer's linear intensities (before exposure and 8-bit
+        encoding, so a camera model can expose it without banding)."""
         import OpenEXR
 
         from .shards import MASK_VALUES
@@ -366,5 +372,4 @@ class BlenderScene:
             labels[index == pass_index] = MASK_VALUES[name]
         body = (index == HAND_PASS_INDEX) | (index == ARM_PASS_INDEX)
         depth = np.where(body, channels["Depth.Z"], 0.0).astype(np.float32)
-        rgb = np.round(linear_to_srgb(combined) * 255.0).astype(np.uint8)
-        return rgb, depth, labels
+        return combined, depth, labels

@@ -33,8 +33,9 @@ STREAMS = {"forearm": 1, "occluders": 2, "camera_effects": 3, "sensor_noise": 4,
 # Blender's procedural skies are about 5x dimmer on average than the bundled
 # HDRIs (mean radiance 0.03-0.16 against 0.1-1.0); their strength is scaled up
 SKY_GAIN = 5.0
-FORMAT_VERSION = 3   # 2: labelled masks (hand / forearm / occluder), forearm, occluders, camera effects;
-                     # 3: the skin's albedo and normal detail per vertex (synth/skin_bake.py)
+FORMAT_VERSION = 4   # 2: labelled masks (hand / forearm / occluder), forearm, occluders, camera effects;
+                     # 3: the skin's albedo and normal detail per vertex (synth/skin_bake.py);
+                     # 4: camera effects applied to the renderer's linear output (no 8-bit round trip first)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class RenderConfig:
     forearm: bool = True                       # close the wrist with a forearm (synth/forearm.py)
     forearm_length_m: tuple = (0.10, 0.20)
     forearm_taper: tuple = (1.10, 1.35)        # far girth / wrist girth
-    occluder_prob: float = 0.3                 # share of samples with occluders (synth/occluders.py)
+    occluder_prob: float = 0.1                 # share of samples with occluders (synth/occluders.py)
     occluder_max: int = 2
     camera_effects: str = "auto"               # 'auto' (on for the train split), 'on', 'off'
     camera_effect_settings: dict = field(default_factory=dict)  # synth.camera_effects.CameraEffectsConfig fields

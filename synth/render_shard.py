@@ -14,6 +14,7 @@ import numpy as np
 
 from .render_config import (RenderConfig, draw_backdrop, draw_camera_effects, draw_forearm, draw_occluders,
                             draw_skin, draw_world)
+from .skin import linear_to_srgb
 
 # a keypoint is visible when the surface seen at its pixel is at most this much
 # nearer than the keypoint (joints lie inside the finger, about a radius deep)
@@ -150,15 +151,16 @@ def annotate(plan: DatasetPlan, pose_id: int, view, depth: np.ndarray, mask: np.
     }
 
 
-def apply_camera_effects(cfg: RenderConfig, pose_id: int, view_id: int, rgb, depth, effects: dict, K):
-    """The rendered image through the sample's drawn camera and sensor effects (synth/camera_effects.py)."""
-    if not effects.get("enabled"):
-        return rgb
-    from .camera_effects import apply_effects
+def camera_image(cfg: RenderConfig, pose_id: int, view_id: int, lin, depth, effects: dict, K):
+    """The linear render through the sample's drawn camera and sensor effects
+    (synth/camera_effects.py) as 8-bit sRGB."""
+    from .camera_effects import apply_effects_linear
     from .render_config import STREAMS
 
-    return apply_effects(rgb, depth, effects, float(K[0][0]),
-                         noise_seed=[cfg.seed, pose_id, view_id, STREAMS["sensor_noise"]])
+    if not effects.get("enabled"):
+        return np.round(linear_to_srgb(lin) * 255.0).astype(np.uint8)
+    return apply_effects_linear(lin, depth, effects, float(K[0][0]),
+                                noise_seed=[cfg.seed, pose_id, view_id, STREAMS["sensor_noise"]])
 
 
 def render_sample(plan: DatasetPlan, scene, pose_id: int, view_id: int, occluders: list | None = None) -> tuple:
@@ -190,9 +192,9 @@ def render_sample(plan: DatasetPlan, scene, pose_id: int, view_id: int, occluder
     scene.set_occluders(occluders)
     scene.set_camera(view.K, view.R, view.t)
     t = time.time()
-    rgb, depth, labels = scene.render()
+    lin, depth, labels = scene.render_linear()
     seconds = time.time() - t
-    rgb = apply_camera_effects(cfg, pose_id, view_id, rgb, depth, effects, view.K)
+    rgb = camera_image(cfg, pose_id, view_id, lin, depth, effects, view.K)
     extras = {"forearm": arm, "occluders": occluders, "camera_effects": effects, "backdrop": backdrop}
     annotation = annotate(plan, pose_id, view, depth, labels == MASK_VALUES["hand"], world, skin, extras)
     return rgb, depth, labels, annotation, seconds
