@@ -19,7 +19,9 @@ length, principal point). K' keeps its last row (0, 0, 1); it stays upper triang
 fx == fy and K has no skew, otherwise it gains small off-diagonal terms (still an exact
 projection). Depth z is unchanged by R, and root-relative points rotate by R.
 
-Colour jitter (brightness, contrast, saturation, hue) changes only the image.
+Colour jitter (brightness, contrast, saturation, hue) and the optional camera and sensor effects
+(`camera`: exposure, white balance, motion blur, noise, JPEG, drawn per epoch; the renderer's own
+synth/camera_effects.py) change only the image.
 
 Two views for MobRecon's consistency loss (seed 001, eq. 10): `paired_views` augments one
 sample twice, independently, and returns both with
@@ -39,7 +41,7 @@ import torch
 from torch.utils.data import Dataset
 
 from finetune.datasets.base import apply_affine, project, warp_image
-from pretrain.image_ops import colour_jitter
+from pretrain.image_ops import camera_augment, camera_settings, colour_jitter
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class AugmentConfig:
     contrast: float = 0.2         # factor ~ U(1 - c, 1 + c) about the mean grey
     saturation: float = 0.2       # factor ~ U(1 - s, 1 + s) about the pixel's grey
     hue: float = 0.0              # rotation of the YIQ chroma by U(-h, h) x pi
+    camera: dict | None = None    # camera and sensor effects per draw (pretrain.image_ops.camera_settings)
+
+    def __post_init__(self):
+        camera_settings(self.camera)  # a bad setting fails here, before any data is read
 
     @classmethod
     def none(cls) -> "AugmentConfig":
@@ -137,6 +143,9 @@ def augment(sample: dict, config: AugmentConfig, rng: np.random.Generator) -> tu
     A, R = geometry(params, size)
     out = apply_geometry(sample, A, R)
     out["image"] = colour_jitter(out["image"], params.colour)
+    camera = camera_settings(config.camera)
+    if camera is not None:  # drawn after the geometry and colour: their draws stay as they were
+        out["image"] = camera_augment(out["image"], camera, rng)
     return out, A, R
 
 

@@ -57,8 +57,8 @@ import torch
 from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset
 
-from .data2d import CROP_SCALE, NUM_JOINTS, Augment2D, augment_transform, crop_transform
-from .image_ops import colour_jitter, warp_image
+from .data2d import CROP_SCALE, NUM_JOINTS, Augment2D, augmented_crop, crop_transform
+from .image_ops import camera_settings
 
 MIN_KEYPOINTS = 6
 
@@ -305,6 +305,7 @@ class CocoHand2D(Dataset):
         self.records = self.file.records
         self.input_size, self.crop_scale = int(input_size), float(crop_scale)
         self.augment, self.seed, self.epoch, self.name = augment, int(seed), 0, name
+        self._camera = camera_settings(augment.camera) if augment is not None else None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -315,19 +316,10 @@ class CocoHand2D(Dataset):
     def __getitem__(self, index: int) -> dict:
         rec = self.records[index]
         image, kp = load_hand(rec)
-        S = self.input_size
-        A = crop_transform(kp[rec.labelled], S, self.crop_scale)
-        colour = None
-        if self.augment is not None:
-            rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, int(index)]))
-            A_aug, colour = augment_transform(self.augment, rng, S)
-            A = A_aug @ A
-        crop = warp_image(image, A, S)
-        out = torch.from_numpy(crop.transpose(2, 0, 1).astype(np.float32) / 255.0)
-        if colour is not None and colour != (1.0, 1.0, 1.0, 0.0):
-            out = colour_jitter(out, colour)
+        image, A = augmented_crop(image, crop_transform(kp[rec.labelled], self.input_size, self.crop_scale),
+                                  self.input_size, self.augment, self._camera, (self.seed, self.epoch, int(index)))
         kp_crop = np.where(rec.labelled[:, None], kp @ A[:2, :2].T + A[:2, 2], 0.0)
-        return {"image": out, "keypoints_2d": torch.as_tensor(kp_crop, dtype=torch.float32),
+        return {"image": image, "keypoints_2d": torch.as_tensor(kp_crop, dtype=torch.float32),
                 "visibility": torch.from_numpy(rec.labelled.copy()), "key": rec.key, "pose_id": -1, "hdri_id": ""}
 
 

@@ -52,7 +52,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .image_ops import colour_jitter, warp_image
+from .image_ops import camera_augment, camera_settings, colour_jitter, warp_image
 
 NUM_JOINTS = 21
 CROP_SCALE = 1.5
@@ -69,6 +69,10 @@ class Augment2D:
     contrast: float = 0.2
     saturation: float = 0.2
     hue: float = 0.0
+    camera: dict | None = None    # camera and sensor effects per epoch (pretrain.image_ops.camera_settings)
+
+    def __post_init__(self):
+        camera_settings(self.camera)  # a bad setting fails here, before any data is read
 
     @classmethod
     def none(cls) -> "Augment2D":
@@ -121,6 +125,24 @@ def augment_transform(aug: Augment2D, rng: np.random.Generator, size: int) -> tu
     return A, colour
 
 
+def augmented_crop(img, A: np.ndarray, size: int, augment: Augment2D | None, camera, key: tuple) -> tuple:
+    """(image (3, S, S) in [0, 1], A): the crop of `img` under A, augmented by one draw of `augment` (and of
+    the camera effects `camera`, a CameraEffectsConfig or None) from SeedSequence(key), key = (seed, epoch,
+    index); A includes the augmentation's warp."""
+    rng = None
+    if augment is not None:
+        rng = np.random.default_rng(np.random.SeedSequence(list(key)))
+        A_aug, colour = augment_transform(augment, rng, size)
+        A = A_aug @ A
+    image = torch.from_numpy(warp_image(img, A, size).transpose(2, 0, 1).astype(np.float32) / 255.0)
+    if rng is not None:
+        if colour != (1.0, 1.0, 1.0, 0.0):
+            image = colour_jitter(image, colour)
+        if camera is not None:  # drawn after the geometry and colour: their draws stay as they were
+            image = camera_augment(image, camera, rng)
+    return image, A
+
+
 class Pose2DSamples(Dataset):
     """Crops with 2D labels from ComplementDataset reader(s); see the module doc."""
 
@@ -130,6 +152,7 @@ class Pose2DSamples(Dataset):
         self.index = [(r, i) for r, reader in enumerate(self.readers) for i in range(len(reader))]
         self.input_size, self.crop_scale = int(input_size), float(crop_scale)
         self.augment, self.seed, self.epoch, self.name = augment, int(seed), 0, name
+        self._camera = camera_settings(augment.camera) if augment is not None else None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -165,17 +188,8 @@ class Pose2DSamples(Dataset):
         vis = np.asarray(ann.get("visibility", [True] * NUM_JOINTS), dtype=bool).reshape(-1)
         if vis.shape != (NUM_JOINTS,):
             vis = np.ones(NUM_JOINTS, bool)
-        S = self.input_size
-        A = crop_transform(kp, S, self.crop_scale)
-        colour = None
-        if self.augment is not None:
-            rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, int(index)]))
-            A_aug, colour = augment_transform(self.augment, rng, S)
-            A = A_aug @ A
-        crop = warp_image(img, A, S)
-        image = torch.from_numpy(crop.transpose(2, 0, 1).astype(np.float32) / 255.0)
-        if colour is not None and colour != (1.0, 1.0, 1.0, 0.0):
-            image = colour_jitter(image, colour)
+        image, A = augmented_crop(img, crop_transform(kp, self.input_size, self.crop_scale), self.input_size,
+                                  self.augment, self._camera, (self.seed, self.epoch, int(index)))
         kp_crop = kp @ A[:2, :2].T + A[:2, 2]
         hdri = ann.get("hdri")
         return {"image": image, "keypoints_2d": torch.as_tensor(kp_crop, dtype=torch.float32),

@@ -49,3 +49,37 @@ def colour_jitter(image: torch.Tensor, colour: tuple) -> torch.Tensor:
                            dtype=img.dtype)
         img = torch.einsum("ij,jhw->ihw", torch.linalg.inv(to_yiq) @ rot @ to_yiq, img)
     return img.clamp(0.0, 1.0)
+
+
+def camera_settings(value):
+    """A training-time camera-effect distribution: None / {} -> None, a dict of
+    synth.camera_effects.CameraEffectsConfig fields -> that config. A crop carries no depth, so
+    defocus (which needs it) is refused: motion blur is the blur of this role."""
+    if not value:
+        return None
+    from synth.camera_effects import CameraEffectsConfig
+
+    if isinstance(value, CameraEffectsConfig):
+        cfg = value
+    elif isinstance(value, dict):
+        cfg = CameraEffectsConfig.from_dict({"defocus_prob": 0.0, **value})
+    else:
+        raise ValueError(f"camera augmentation must be a dict of camera-effect settings, got {value!r}")
+    if cfg.defocus_prob:
+        raise ValueError("camera augmentation: defocus_prob must be 0 (a crop has no depth map); "
+                         "use motion_blur_prob / motion_blur_px for blur")
+    return cfg
+
+
+def camera_augment(image: torch.Tensor, cfg, rng: np.random.Generator) -> torch.Tensor:
+    """A (3, H, W) [0, 1] image through one draw of the camera and sensor effects of `cfg` (exposure, white
+    balance, motion blur, shot and read noise, JPEG; synth/camera_effects.py), drawn from `rng`: the same
+    effects the renderer can bake into a dataset, applied per epoch instead."""
+    from synth.camera_effects import apply_effects_linear, draw_effects
+    from synth.skin import srgb_to_linear
+
+    params = draw_effects(cfg, rng)
+    noise_seed = int(rng.integers(2 ** 63 - 1))
+    lin = srgb_to_linear(image.permute(1, 2, 0).numpy()).astype(np.float32)
+    out = apply_effects_linear(lin, np.zeros(lin.shape[:2], np.float32), params, 1.0, noise_seed)
+    return torch.from_numpy(out.transpose(2, 0, 1).astype(np.float32) / 255.0)
