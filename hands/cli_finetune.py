@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cli_pretrain import add_run_arguments, launch_training, resumed_config, run_settings
+from .cli_pretrain import add_run_arguments, augment_setting, launch_training, resumed_config, run_settings
 
 # MobRecon's fine-tuning recipe (seed 001, section 4.1): Adam 1e-3, /10 at epoch 30, 38 epochs, batch 32
 RECIPE = {"epochs": 38, "batch_size": 32, "lr": 1e-3, "milestones": [30]}
@@ -31,8 +31,8 @@ def config_from_args(args):
             "eval_datasets": _key_values(args.eval, "eval", parse=False) or None,
             "model_options": _key_values(args.model_option, "model-option") or None,
             "pretrained_encoder": str(Path(args.pretrained_encoder).resolve()) if args.pretrained_encoder else None}
-    if args.no_augment:
-        task["augment"] = False
+    if args.no_augment or args.camera_augment:
+        task["augment"] = augment_setting(args)
     if args.no_consistency:
         task["consistency"] = False
     task = {k: v for k, v in task.items() if v is not None}

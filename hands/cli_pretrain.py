@@ -1,6 +1,8 @@
 """`hands pretrain`: 2D-pose pretraining of a stacked encoder on rendered complement shards."""
 from __future__ import annotations
 
+import argparse
+import json
 import os
 from pathlib import Path
 
@@ -39,6 +41,39 @@ def _coco_eval(items) -> dict | None:
     return out or None
 
 
+def camera_augment_value(text: str):
+    """--camera-augment: a preset name (pretrain.image_ops.CAMERA_AUGMENT_PRESETS) or a JSON dict of
+    camera-effect settings, checked before any work starts."""
+    from pretrain.image_ops import camera_settings
+
+    value = text
+    if text.strip().startswith("{"):
+        try:
+            value = json.loads(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"--camera-augment {text!r}: not valid JSON ({err})") from None
+    try:
+        camera_settings(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return value
+
+
+def augment_setting(args):
+    """The task's 'augment' option from --no-augment / --camera-augment (the loaders' defaults otherwise)."""
+    if args.no_augment and args.camera_augment:
+        raise ValueError("--no-augment and --camera-augment contradict each other: give one")
+    return False if args.no_augment else {"camera": args.camera_augment}
+
+
+def add_augment_flags(p) -> None:
+    p.add_argument("--no-augment", action="store_true", help="train on plain crops")
+    p.add_argument("--camera-augment", type=camera_augment_value, metavar="PRESET|JSON",
+                   help="camera and sensor effects drawn per epoch on top of the default augmentation: "
+                        "'strong' (the renderer's former baked-in strength) or a JSON dict of camera-effect "
+                        "settings (README: 'How the renders look')")
+
+
 def config_from_args(args):
     """The TrainConfig of a fresh run, or of the checkpoint being resumed with the given overrides."""
     from pretrain.trainer import TrainConfig
@@ -50,8 +85,8 @@ def config_from_args(args):
             "heldout_poses": _heldout(args.heldout_poses) if args.heldout_poses is not None else None,
             "coco_eval": _coco_eval(args.eval_coco),
             "coco_train": [str(Path(p).expanduser().resolve()) for p in args.train_coco] if args.train_coco else None}
-    if args.no_augment:
-        task["augment"] = False
+    if args.no_augment or args.camera_augment:
+        task["augment"] = augment_setting(args)
     task = {k: v for k, v in task.items() if v is not None}
     resumed = resumed_config(args, top, task)
     if resumed:
@@ -166,7 +201,7 @@ def add_run_arguments(p, epochs: int, batch: int, milestones: str) -> None:
     p.add_argument("--eval-every", type=int, help="steps between evaluations (default: every epoch)")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 500)")
     p.add_argument("--loader-workers", type=int, help="DataLoader processes per training process (default: CPUs, <= 4)")
-    p.add_argument("--no-augment", action="store_true", help="train on plain crops")
+    add_augment_flags(p)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--resume", nargs="?", const="auto",
                    help="continue a killed run: from OUT/checkpoints/last.pt, or from the checkpoint given")

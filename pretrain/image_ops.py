@@ -51,20 +51,36 @@ def colour_jitter(image: torch.Tensor, colour: tuple) -> torch.Tensor:
     return img.clamp(0.0, 1.0)
 
 
+# Named training-time camera augmentations. 'strong': the renderer's former baked-in defaults (200-2000
+# photons at white, JPEG from quality 40, +-0.5 EV), with motion blur taking defocus's share of blurred
+# samples (a crop has no depth map to defocus by)
+CAMERA_AUGMENT_PRESETS = {
+    "strong": {"defocus_prob": 0.0, "f_number": [1.8, 8.0], "motion_blur_prob": 0.4, "motion_blur_px": [1.0, 6.0],
+               "noise_poisson_peak": [200.0, 2000.0], "noise_gaussian_sigma": [0.0, 0.02],
+               "white_balance": [0.9, 1.1], "exposure_ev": [-0.5, 0.5], "jpeg_prob": 0.5, "jpeg_quality": [40, 95]},
+}
+
+
 def camera_settings(value):
-    """A training-time camera-effect distribution: None / {} -> None, a dict of
-    synth.camera_effects.CameraEffectsConfig fields -> that config. A crop carries no depth, so
-    defocus (which needs it) is refused: motion blur is the blur of this role."""
+    """A training-time camera-effect distribution: None / {} -> None, a preset name of
+    CAMERA_AUGMENT_PRESETS or a dict of synth.camera_effects.CameraEffectsConfig fields -> that config.
+    A crop carries no depth, so defocus (which needs it) is refused: motion blur is the blur of this role."""
     if not value:
         return None
     from synth.camera_effects import CameraEffectsConfig
 
+    if isinstance(value, str):
+        if value not in CAMERA_AUGMENT_PRESETS:
+            raise ValueError(f"camera augmentation {value!r}: not a preset ({', '.join(CAMERA_AUGMENT_PRESETS)}) "
+                             "nor a dict of camera-effect settings")
+        value = CAMERA_AUGMENT_PRESETS[value]
     if isinstance(value, CameraEffectsConfig):
         cfg = value
     elif isinstance(value, dict):
         cfg = CameraEffectsConfig.from_dict({"defocus_prob": 0.0, **value})
     else:
-        raise ValueError(f"camera augmentation must be a dict of camera-effect settings, got {value!r}")
+        raise ValueError(f"camera augmentation must be a preset name or a dict of camera-effect settings, "
+                         f"got {value!r}")
     if cfg.defocus_prob:
         raise ValueError("camera augmentation: defocus_prob must be 0 (a crop has no depth map); "
                          "use motion_blur_prob / motion_blur_px for blur")

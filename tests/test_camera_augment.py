@@ -72,3 +72,24 @@ def test_finetune_augment_takes_the_same_camera_settings():
     assert torch.equal(a["image"], sample["image"]) and not torch.equal(b["image"], a["image"])
     with pytest.raises(ValueError, match="defocus_prob must be 0"):
         AugmentConfig(camera={"defocus_prob": 0.2})
+
+
+def test_the_cli_flag_takes_a_preset_or_json_and_names_a_bad_one():
+    import argparse
+
+    from hands.cli_pretrain import augment_setting, camera_augment_value
+    from pretrain.image_ops import CAMERA_AUGMENT_PRESETS
+
+    assert camera_augment_value("strong") == "strong"
+    assert camera_augment_value('{"jpeg_prob": 1.0}') == {"jpeg_prob": 1.0}
+    with pytest.raises(argparse.ArgumentTypeError, match="not a preset"):
+        camera_augment_value("nosuch")
+    with pytest.raises(argparse.ArgumentTypeError, match="not valid JSON"):
+        camera_augment_value("{jpeg_prob: 1}")
+    assert augment_setting(argparse.Namespace(no_augment=False, camera_augment="strong")) == {"camera": "strong"}
+    with pytest.raises(ValueError, match="contradict"):
+        augment_setting(argparse.Namespace(no_augment=True, camera_augment="strong"))
+    # the preset is the renderer's former baked-in strength, blur moved from defocus to motion
+    strong = camera_settings("strong")
+    assert strong.noise_poisson_peak == (200.0, 2000.0) and strong.jpeg_quality == (40, 95)
+    assert strong.defocus_prob == 0.0 and CAMERA_AUGMENT_PRESETS["strong"]["motion_blur_prob"] == 0.4
