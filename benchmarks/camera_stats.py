@@ -21,22 +21,23 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import image_stats as st  # noqa: E402
+from benchmarks.realism import DEFAULT_REAL  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_REAL = ROOT.parent / "shared" / "realhands" / "asl" / "coco_hand.json"
 CROP = 128
 STATS = ("hand_luma", "crop_luma", "crop_contrast", "noise_sigma", "sharpness", "blockiness")
 
 
-def measure(rgb: np.ndarray, keypoints: np.ndarray) -> dict:
-    """Every statistic of one stored image with its keypoints (pixels of that image)."""
+def measure(rgb: np.ndarray, keypoints: np.ndarray, labelled=None) -> dict:
+    """Every statistic of one stored image with its keypoints (pixels of that image; `labelled`: the (21,)
+    mask of labelled ones, None: all)."""
     from pretrain.data2d import crop_transform
     from pretrain.image_ops import warp_image
 
-    A = crop_transform(np.asarray(keypoints, np.float64), CROP)
+    kp = np.asarray(keypoints, np.float64)
+    lab = np.ones(len(kp), bool) if labelled is None else np.asarray(labelled, bool)
+    A = crop_transform(kp[lab], CROP)
     crop = warp_image(rgb, A, CROP)
-    kp = np.asarray(keypoints, np.float64) @ A[:2, :2].T + A[:2, 2]
-    return {"hand_luma": st.hand_luma(crop, kp), "crop_luma": st.crop_luma(crop),
+    return {"hand_luma": st.hand_luma(crop, kp @ A[:2, :2].T + A[:2, 2], lab), "crop_luma": st.crop_luma(crop),
             "crop_contrast": st.crop_contrast(crop), "noise_sigma": st.noise_sigma(crop),
             "sharpness": st.sharpness(crop), "blockiness": st.blockiness(rgb)}
 
@@ -60,7 +61,7 @@ def real(coco: Path) -> list:
 
     rows = []
     for rec in parse_coco_hand(find_coco_json(coco)).records:
-        rows.append(measure(*load_hand(rec)))
+        rows.append(measure(*load_hand(rec), rec.labelled))
     return rows
 
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import convolve, sobel
 
-BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
-         (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]
+from synth.hand_model import FREIHAND_PARENTS
+
+BONES = [(p, k) for k, p in enumerate(FREIHAND_PARENTS) if p >= 0]
 IMMERKAER = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
 LAPLACIAN = np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
@@ -32,12 +33,17 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return x[..., 0] * 0.2126 + x[..., 1] * 0.7152 + x[..., 2] * 0.0722
 
 
-def hand_luma(rgb: np.ndarray, keypoints: np.ndarray, per_bone: int = 8) -> float:
-    """Median luma at `per_bone` points along each bone (end points excluded), nearest pixel."""
+def hand_luma(rgb: np.ndarray, keypoints: np.ndarray, labelled=None, per_bone: int = 8) -> float:
+    """Median luma at `per_bone` points along each bone whose two ends are labelled (end points excluded),
+    nearest pixel."""
     y = luma(rgb)
     kp = np.asarray(keypoints, dtype=np.float64)
+    lab = np.ones(len(kp), bool) if labelled is None else np.asarray(labelled, bool)
     t = (np.arange(per_bone) + 1.0) / (per_bone + 1.0)
-    pts = np.concatenate([kp[a] + (kp[b] - kp[a]) * t[:, None] for a, b in BONES])
+    bones = [(a, b) for a, b in BONES if lab[a] and lab[b]]
+    if not bones:
+        return float("nan")
+    pts = np.concatenate([kp[a] + (kp[b] - kp[a]) * t[:, None] for a, b in bones])
     px = np.rint(pts).astype(int)
     inside = (px >= 0).all(axis=1) & (px[:, 0] < y.shape[1]) & (px[:, 1] < y.shape[0])
     if not inside.any():

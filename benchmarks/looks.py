@@ -6,12 +6,10 @@ its figures can be reproduced beside today's default.
 """
 from __future__ import annotations
 
+from synth.camera_effects import FORMER_DEFAULTS
+
 # the camera-effect distribution that was the default until the real-photo measurements
-LEGACY_CAMERA_EFFECTS = {
-    "defocus_prob": 0.3, "f_number": [1.8, 8.0], "motion_blur_prob": 0.2, "motion_blur_px": [1.0, 6.0],
-    "noise_poisson_peak": [200.0, 2000.0], "noise_gaussian_sigma": [0.0, 0.02], "white_balance": [0.9, 1.1],
-    "exposure_ev": [-0.5, 0.5], "jpeg_prob": 0.5, "jpeg_quality": [40, 95],
-}
+LEGACY_CAMERA_EFFECTS = FORMER_DEFAULTS
 LEGACY = {"camera_effects": "auto", "camera_effect_settings": LEGACY_CAMERA_EFFECTS, "occluder_prob": 0.3}
 
 _NO_EFFECTS = {"camera_effects": "off"}

@@ -2,14 +2,16 @@
 
     make detector                                  # once: .venv-detector with MediaPipe Hands
     .venv/bin/python benchmarks/realism.py [--out runs/realism] [--looks default,no_effects,...]
-        [--poses 0,31,300,700,1100,1400] [--views 0,13,20,...] [--resolution 128] [--samples 16]
+        [--poses 0,31,300,700,1100,1400] [--views 0,13,20,...] [--set KEY=VALUE] [--resolution 128]
+        [--samples 16]
         [--detector-size 256] [--real ../shared/realhands/asl/coco_hand.json] [--workers 2]
 
 For every look (benchmarks/looks.py: the default, and realism settings switched off), renders the
 poses x views (the demo's 6 x 12 by default, resumable per look in OUT/renders/LOOK), upscales each
 image to the detector's size and runs MediaPipe Hands (benchmarks/hand_detector.py, in its own
-interpreter) on it; the real frames of `--real` (a COCO hand keypoint file) are brought to the same
-size the same way (down to --resolution, then up), so both sides carry the same detail. Prints and
+interpreter) on it; the real hands of `--real` (a COCO hand keypoint file) are cut as the shared frames
+are (the square box around the labelled keypoints x 2), brought down to --resolution and up the same
+way, so both sides carry the same detail; unlabelled keypoints count nowhere. Prints and
 writes (OUT/realism.md, OUT/realism.json):
 
 - per look: the detection rate, the median and 90th percentile of the landmark disagreement (the mean
@@ -44,8 +46,9 @@ from benchmarks.looks import LOOKS, look_config  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_POSES = [0, 31, 300, 700, 1100, 1400]
 DEMO_VIEWS = [0, 13, 20, 45, 60, 75, 90, 110, 130, 150, 180, 210]
-DEFAULT_LOOKS = ["default", "no_effects", "no_effects_occluders", "no_effects_occluders_forearm", "flat"]
+DEFAULT_LOOKS = ["default", "legacy", "no_effects", "no_effects_occluders", "no_effects_occluders_forearm", "flat"]
 DEFAULT_REAL = ROOT.parent / "shared" / "realhands" / "asl" / "coco_hand.json"
+REAL_BOX = 2.0   # the shared real frames are the keypoints' square box x 2.0
 
 
 def rescale_points(points: np.ndarray, factor: float) -> np.ndarray:
@@ -94,19 +97,23 @@ def render_items(name: str, folder: Path, work: Path, size: int) -> list:
 
 
 def real_items(coco: Path, work: Path, resolution: int, size: int, count: int) -> list:
-    """The real frames brought down to `resolution` and up to `size`, like the renders."""
+    """The real frames as the renders are seen: the square box around the labelled keypoints x REAL_BOX
+    (how the shared frames were cut) resampled to `resolution`, then up to `size`; a left hand mirrored."""
     from PIL import Image
 
     from pretrain.coco_hand import find_coco_json, load_hand, parse_coco_hand
+    from pretrain.data2d import crop_transform
+    from pretrain.image_ops import warp_image
 
     items = []
     for rec in parse_coco_hand(find_coco_json(coco)).records[:count or None]:
-        rgb, labels = load_hand(rec)   # a left hand mirrored, like every right-hand loader
-        img = Image.fromarray(rgb)
+        rgb, kp = load_hand(rec)
+        A = crop_transform(kp[rec.labelled], resolution, REAL_BOX)
         path = work / f"real_{len(items):05d}.png"
-        resized(resized(img, resolution), size).save(path)
+        resized(Image.fromarray(warp_image(rgb, A, resolution)), size).save(path)
+        labels = rescale_points(kp @ A[:2, :2].T + A[:2, 2], size / resolution)
         items.append({"look": "real", "id": rec.key or str(rec.annotation_id), "view": None, "path": str(path),
-                      "labels": rescale_points(labels, size / img.width).tolist()})
+                      "labels": labels.tolist(), "labelled": rec.labelled.tolist()})
     return items
 
 
@@ -130,20 +137,21 @@ def run_detector(items: list, work: Path, python: Path) -> None:
 
 
 def score(items: list) -> dict:
-    """The figures of one look (see realism_metrics)."""
+    """The figures of one look (see realism_metrics); only labelled keypoints count."""
     errors, signed, bands = [], [], {}
     for it in items:
         if it["detected"]:
-            e = rm.keypoint_errors(it["landmarks"], it["labels"])
-            it["error"] = float(e.mean())
+            lab = it.get("labelled")
+            e = rm.keypoint_errors(it["landmarks"], it["labels"], lab)
+            it["error"] = float(np.nanmean(e))
             errors.append(e)
-            signed.append(rm.signed_along_finger(it["landmarks"], it["labels"]))
+            signed.append(rm.signed_along_finger(it["landmarks"], it["labels"], lab))
         if it["view"] is not None:
             bands.setdefault(it["view"] // 36, []).append(it)
     out = {**rm.summary([it["detected"] for it in items], errors), "per_keypoint": rm.per_keypoint(errors, signed)}
     out["per_band"] = {int(m): rm.summary([it["detected"] for it in band],
-                                          [rm.keypoint_errors(it["landmarks"], it["labels"]) for it in band
-                                           if it["detected"]]) for m, band in sorted(bands.items())}
+                                          [rm.keypoint_errors(it["landmarks"], it["labels"], it.get("labelled"))
+                                           for it in band if it["detected"]]) for m, band in sorted(bands.items())}
     return out
 
 
@@ -171,13 +179,18 @@ def markdown(results: dict, looks: list) -> str:
     return "\n".join(lines)
 
 
-def draw_skeleton(draw, points, colour, width: int = 2) -> None:
+def draw_skeleton(draw, points, colour, labelled=None, width: int = 2) -> None:
+    """One skeleton in one colour (two are drawn over each other; synth.pictures colours by finger)."""
+    from synth.hand_model import FREIHAND_PARENTS
+
     pts = [tuple(map(float, p)) for p in points]
-    for k, p in enumerate(rm.PARENTS):
-        if k:  # the wrist's 'parent' is for the along-finger direction, not a bone to draw
+    lab = [True] * len(pts) if labelled is None else labelled
+    for k, p in enumerate(FREIHAND_PARENTS):
+        if p >= 0 and lab[k] and lab[p]:
             draw.line([pts[p], pts[k]], fill=colour, width=width)
-    for x, y in pts:
-        draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
+    for (x, y), ok in zip(pts, lab):
+        if ok:
+            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
 
 
 def worst_sheet(by_look: dict, path: Path, per_row: int = 8, size: int = 256) -> None:
@@ -194,11 +207,13 @@ def worst_sheet(by_look: dict, path: Path, per_row: int = 8, size: int = 256) ->
         ImageDraw.Draw(sheet).text((4, y0 + 3), f"{name}: worst detections (red: detector, green: ours), then misses",
                                    fill="black")
         for c, it in enumerate(chosen):
-            tile = Image.open(it["path"]).convert("RGB").resize((size, size))
+            image = Image.open(it["path"]).convert("RGB")
+            factor = size / image.width
+            tile = image.resize((size, size))
             d = ImageDraw.Draw(tile)
-            draw_skeleton(d, np.asarray(it["labels"]) * size / Image.open(it["path"]).width, (40, 220, 60))
+            draw_skeleton(d, rescale_points(it["labels"], factor), (40, 220, 60), it.get("labelled"))
             if it["detected"]:
-                draw_skeleton(d, np.asarray(it["landmarks"]) * size / Image.open(it["path"]).width, (230, 40, 40))
+                draw_skeleton(d, rescale_points(it["landmarks"], factor), (230, 40, 40))
                 d.text((4, 4), f"{it['id']}  {it['error']:.3f}", fill="yellow")
             else:
                 d.text((4, 4), f"{it['id']}  missed", fill="yellow")
@@ -207,9 +222,10 @@ def worst_sheet(by_look: dict, path: Path, per_row: int = 8, size: int = 256) ->
 
 
 def setting(text: str) -> tuple:
-    """KEY=VALUE with VALUE read as JSON (a bare word stays a string)."""
+    """KEY=VALUE with VALUE read as JSON, a bare word staying a string (not YAML: YAML reads `off` as False,
+    and `camera_effects=off` must stay 'off')."""
     key, sep, value = text.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
     try:
         return key.strip(), json.loads(value)
@@ -217,16 +233,24 @@ def setting(text: str) -> tuple:
         return key.strip(), value
 
 
-def ints(text: str) -> list:
-    return [int(x) for x in text.split(",") if x.strip()]
+def id_list(total: int, what: str):
+    """An argparse type: ids as `hands render` takes them ('all', 'a:b', a comma list), checked."""
+    from hands.cli_render import parse_ids
+
+    def parse(text: str) -> list:
+        try:
+            return parse_ids(text, total, what)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return parse
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("runs/realism"))
     ap.add_argument("--looks", default=",".join(DEFAULT_LOOKS), help=f"comma-separated, of: {', '.join(LOOKS)}")
-    ap.add_argument("--poses", type=ints, default=DEMO_POSES)
-    ap.add_argument("--views", type=ints, default=DEMO_VIEWS)
+    ap.add_argument("--poses", type=id_list(1520, "pose"), default=DEMO_POSES)
+    ap.add_argument("--views", type=id_list(216, "view"), default=DEMO_VIEWS)
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
     ap.add_argument("--seed", type=int, default=0, help="the renders' seed (skins, worlds, effects)")
@@ -235,7 +259,7 @@ def main() -> None:
     ap.add_argument("--real-count", type=int, default=0, help="real frames to use (0: all)")
     ap.add_argument("--workers", type=int, default=2, help="local Ray render workers (0: this process)")
     ap.add_argument("--set", action="append", default=[], type=setting, metavar="KEY=JSON",
-                    help="a render setting over every look, e.g. --set occluder_prob=0.1 (repeatable)")
+                    help="a render setting over every look, e.g. --set occluder_prob=0.1 (repeatable; JSON values)")
     ap.add_argument("--detector-python", type=Path, default=ROOT / ".venv-detector" / "bin" / "python")
     args = ap.parse_args()
     looks = [x.strip() for x in args.looks.split(",") if x.strip()]

@@ -40,10 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.looks import look_config  # noqa: E402
 from benchmarks.pretraining_effect import plan, steps_config, train  # noqa: E402
+from benchmarks.realism import DEFAULT_REAL  # noqa: E402
 from pretrain.image_ops import CAMERA_AUGMENT_PRESETS  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_REAL = ROOT.parent / "shared" / "realhands" / "asl" / "coco_hand.json"
 # the former baked-in strength as training-time augmentation (pretrain.image_ops.CAMERA_AUGMENT_PRESETS)
 STRONG_CAMERA = CAMERA_AUGMENT_PRESETS["strong"]
 ARMS = {

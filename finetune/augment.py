@@ -144,7 +144,7 @@ def augment(sample: dict, config: AugmentConfig, rng: np.random.Generator) -> tu
     out = apply_geometry(sample, A, R)
     out["image"] = colour_jitter(out["image"], params.colour)
     camera = camera_settings(config.camera)
-    if camera is not None:  # drawn after the geometry and colour: their draws stay as they were
+    if camera is not None:  # drawn after this view's geometry and colour: without it every draw is as before
         out["image"] = camera_augment(out["image"], camera, rng)
     return out, A, R
 

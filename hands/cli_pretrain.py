@@ -119,7 +119,11 @@ def resumed_config(args, top: dict, task: dict):
     where = Path(args.out) if args.resume == "auto" else Path(args.resume)
     saved = load_checkpoint(find_checkpoint(where))["config"]
     cfg = {**saved, **top, "out": str(Path(args.out).resolve())}
-    cfg["task_options"] = {**saved.get("task_options", {}), **task}
+    saved_task = saved.get("task_options", {})
+    cfg["task_options"] = {**saved_task, **task}
+    if isinstance(task.get("augment"), dict) and isinstance(saved_task.get("augment"), dict):
+        # --camera-augment on a resume adds to the run's own augmentation settings, not replaces them
+        cfg["task_options"]["augment"] = {**saved_task["augment"], **task["augment"]}
     return TrainConfig.from_dict(cfg), find_checkpoint(where)
 
 

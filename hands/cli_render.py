@@ -113,7 +113,7 @@ def add_parser(sub) -> None:
     r.add_argument("--hdri-split", choices=["train", "heldout"],
                    help="environments to draw from: 'train' (default) or 'heldout' for evaluation shards")
     r.add_argument("--no-forearm", action="store_true", help="render the hand alone (open wrist)")
-    r.add_argument("--occluders", type=float, metavar="P", help="share of samples with occluders (default 0.3)")
+    r.add_argument("--occluders", type=float, metavar="P", help="share of samples with occluders (default 0.1)")
     r.add_argument("--camera-effects", choices=["auto", "on", "off"],
                    help="camera and sensor effects: auto (default: on for the train split), on, off")
     r.add_argument("--preview", type=int, metavar="N", default=0,

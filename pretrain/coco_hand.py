@@ -60,6 +60,10 @@ from torch.utils.data import ConcatDataset, Dataset
 from .data2d import CROP_SCALE, NUM_JOINTS, Augment2D, augmented_crop, crop_transform
 from .image_ops import camera_settings
 
+# the augmentation stream of a COCO item: SeedSequence([seed, epoch, index, COCO_STREAM]), apart from a render
+# item's [seed, epoch, index] (a mixed training set holds render item i and COCO item i together)
+COCO_STREAM = 101
+
 MIN_KEYPOINTS = 6
 
 # ---------------------------------------------------------------- keypoint names -> FreiHAND order
@@ -317,7 +321,8 @@ class CocoHand2D(Dataset):
         rec = self.records[index]
         image, kp = load_hand(rec)
         image, A = augmented_crop(image, crop_transform(kp[rec.labelled], self.input_size, self.crop_scale),
-                                  self.input_size, self.augment, self._camera, (self.seed, self.epoch, int(index)))
+                                  self.input_size, self.augment, self._camera,
+                                  (self.seed, self.epoch, int(index), COCO_STREAM))
         kp_crop = np.where(rec.labelled[:, None], kp @ A[:2, :2].T + A[:2, 2], 0.0)
         return {"image": image, "keypoints_2d": torch.as_tensor(kp_crop, dtype=torch.float32),
                 "visibility": torch.from_numpy(rec.labelled.copy()), "key": rec.key, "pose_id": -1, "hdri_id": ""}

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from synth.camera_effects import FORMER_DEFAULTS
+
 LUMA = (0.299, 0.587, 0.114)
 RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
 
@@ -54,11 +56,7 @@ def colour_jitter(image: torch.Tensor, colour: tuple) -> torch.Tensor:
 # Named training-time camera augmentations. 'strong': the renderer's former baked-in defaults (200-2000
 # photons at white, JPEG from quality 40, +-0.5 EV), with motion blur taking defocus's share of blurred
 # samples (a crop has no depth map to defocus by)
-CAMERA_AUGMENT_PRESETS = {
-    "strong": {"defocus_prob": 0.0, "f_number": [1.8, 8.0], "motion_blur_prob": 0.4, "motion_blur_px": [1.0, 6.0],
-               "noise_poisson_peak": [200.0, 2000.0], "noise_gaussian_sigma": [0.0, 0.02],
-               "white_balance": [0.9, 1.1], "exposure_ev": [-0.5, 0.5], "jpeg_prob": 0.5, "jpeg_quality": [40, 95]},
-}
+CAMERA_AUGMENT_PRESETS = {"strong": {**FORMER_DEFAULTS, "defocus_prob": 0.0, "motion_blur_prob": 0.4}}
 
 
 def camera_settings(value):

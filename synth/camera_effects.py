@@ -108,6 +108,13 @@ _DRAWS = ("defocus", "f_number", "focus_offset", "motion", "motion_length", "mot
           "poisson_peak", "gaussian_sigma", "gain_r", "gain_b", "exposure", "jpeg", "jpeg_quality")
 
 
+# The defaults until the real-photo measurements (2026-12): a strong randomisation that halved a real-photo
+# detector's rate when baked in. Kept for the `legacy` look and the 'strong' training-time augmentation.
+FORMER_DEFAULTS = {"defocus_prob": 0.3, "f_number": [1.8, 8.0], "motion_blur_prob": 0.2, "motion_blur_px": [1.0, 6.0],
+                   "noise_poisson_peak": [200.0, 2000.0], "noise_gaussian_sigma": [0.0, 0.02],
+                   "white_balance": [0.9, 1.1], "exposure_ev": [-0.5, 0.5], "jpeg_prob": 0.5, "jpeg_quality": [40, 95]}
+
+
 @dataclass(frozen=True)
 class CameraEffectsConfig:
     """The distribution of camera effects. The module docstring has a table of every setting."""

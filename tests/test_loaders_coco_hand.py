@@ -24,7 +24,7 @@ FREIHAND_NUMBERED = ["wrist"] + [f"{f}{i}" for f in ("thumb", "forefinger", "mid
 MEDIAPIPE = ["wrist", "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip"] + \
     [f"{f}_{j}" for f in ("index_finger", "middle_finger", "ring_finger", "pinky")
      for j in ("mcp", "pip", "dip", "tip")]
-SHARED = Path("/work/shared/realhands/asl/coco_hand.json")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "realhands" / "asl" / "coco_hand.json"
 
 # The left hand: a 40 x 32 image; labelled x in [8, 20], y in [5, 27]; keypoints 2, 5, 17 unlabelled (v = 0, at
 # (0, 0)). Mirrored: x' = 39 - x in [19, 31], box centre (25, 16), larger side 22 -> crop side 33. With S = 33

@@ -118,3 +118,52 @@ def test_constant_prediction_of_labelled_keypoints_by_hand():
     labelled[1, 3] = False
     c = constant_figures(gt, labelled)
     assert c["mean_px"] == pytest.approx((20 * 5.0 + 0.0) / 21)   # keypoint 3 has one sample: its own value
+
+
+def test_real_hands_are_cut_square_around_labelled_keypoints_and_unlabelled_ones_count_nowhere(tmp_path):
+    from test_loaders_coco_hand import LEFT_W, UNLABELLED, write_plain
+
+    from benchmarks.realism import REAL_BOX, real_items, score
+    from pretrain.coco_hand import find_coco_json, load_hand, parse_coco_hand
+
+    coco = write_plain(tmp_path / "coco")            # non-square images, a left hand with unlabelled keypoints
+    work = tmp_path / "work"
+    work.mkdir()
+    items = real_items(coco, work, resolution=32, size=64, count=0)
+    records = parse_coco_hand(find_coco_json(coco)).records
+    assert len(items) == len(records)
+    left = next(i for i, r in enumerate(records) if r.is_left)
+    it, rec = items[left], records[left]
+    assert Image.open(it["path"]).size == (64, 64)
+    lab = np.asarray(it["labelled"])
+    assert not lab[list(UNLABELLED)].any() and lab.sum() == 21 - len(UNLABELLED)
+    # the labelled keypoints' box is centred in the square and its larger side is 1 / REAL_BOX of it
+    uv = np.asarray(it["labels"])[lab]
+    lo, hi = uv.min(axis=0), uv.max(axis=0)
+    assert (lo + hi) / 2 == pytest.approx([31.5, 31.5], abs=1e-6)
+    assert (hi - lo).max() == pytest.approx(64 / REAL_BOX, rel=1e-6)
+    # mirrored: the left hand's labelled x order is reversed against the file's (x' = W - 1 - x)
+    _, kp = load_hand(rec)
+    assert kp[lab, 0] == pytest.approx(LEFT_W - 1 - rec.keypoints[lab, 0])
+    assert np.argsort(np.asarray(it["labels"])[lab, 0]).tolist() == np.argsort(kp[lab, 0]).tolist()
+    # a detection that agrees on every labelled keypoint scores 0 whatever it says of the others
+    det = np.asarray(it["labels"]).copy()
+    det[~lab] = (1000.0, -1000.0)
+    s = score([{**it, "detected": True, "landmarks": det.tolist()}])
+    assert s["median"] == 0.0 and s["detection_rate"] == 1.0
+
+
+def test_coco_and_render_items_of_one_index_draw_from_different_streams(tmp_path):
+    from test_loaders_coco_hand import write_plain
+
+    from pretrain.coco_hand import CocoHand2D
+    from pretrain.data2d import Augment2D, augment_transform
+
+    coco = CocoHand2D(write_plain(tmp_path / "coco"), input_size=32, augment=Augment2D(), seed=5)
+    plain = CocoHand2D(write_plain(tmp_path / "coco"), input_size=32)
+    render_rng = np.random.default_rng(np.random.SeedSequence([5, 0, 0]))
+    A_render, _ = augment_transform(Augment2D(), render_rng, 32)
+    kp0 = plain[0]["keypoints_2d"].numpy().astype(np.float64)
+    expected_if_shared = kp0 @ A_render[:2, :2].T + A_render[:2, 2]
+    lab = plain[0]["visibility"].numpy()
+    assert not np.allclose(coco[0]["keypoints_2d"].numpy()[lab], expected_if_shared[lab], atol=1e-3)
