@@ -13,8 +13,9 @@
    frames (a COCO hand keypoint file; only labelled keypoints count) for the learning curve. An arm is a
    look (benchmarks/looks.py) and an augmentation (ARMS): `baked` is the look as it was, camera effects
    baked into the renders at their former strength; `camera+aug` is today's default look (a camera model
-   at real cameras' strength) with that strength drawn as training-time augmentation every epoch;
-   `camera` the same look without it; `clean` no effects at all.
+   at real cameras' strength) with that strength drawn as training-time augmentation every epoch
+   (preset 'strong'), `camera+medium` with about half of it (preset 'medium'); `camera` the same look
+   without camera augmentation; `clean` no effects at all.
 3. With `--finetune-steps`, fine-tunes MobRecon from each pretrained encoder on the same renders and
    scores its 2D keypoints on the real frames too (the fine-tuned model's own 2D error).
 4. Writes OUT/results.json, OUT/results.md and OUT/curves.png: per arm the real 2D error (px in the
@@ -48,6 +49,7 @@ STRONG_CAMERA = CAMERA_AUGMENT_PRESETS["strong"]
 ARMS = {
     "baked": {"look": "legacy", "augment": True},
     "camera+aug": {"look": "default", "augment": {"camera": STRONG_CAMERA}},
+    "camera+medium": {"look": "default", "augment": {"camera": CAMERA_AUGMENT_PRESETS["medium"]}},
     "camera": {"look": "default", "augment": True},
     "clean": {"look": "no_effects_occluders", "augment": True},
 }

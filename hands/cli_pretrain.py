@@ -70,8 +70,8 @@ def add_augment_flags(p) -> None:
     p.add_argument("--no-augment", action="store_true", help="train on plain crops")
     p.add_argument("--camera-augment", type=camera_augment_value, metavar="PRESET|JSON",
                    help="camera and sensor effects drawn per epoch on top of the default augmentation: "
-                        "'strong' (the renderer's former baked-in strength) or a JSON dict of camera-effect "
-                        "settings (README: 'How the renders look')")
+                        "'strong' (the renderer's former baked-in strength), 'medium' (about half of it) or a "
+                        "JSON dict of camera-effect settings (README: 'How the renders look')")
 
 
 def config_from_args(args):

@@ -55,8 +55,13 @@ def colour_jitter(image: torch.Tensor, colour: tuple) -> torch.Tensor:
 
 # Named training-time camera augmentations. 'strong': the renderer's former baked-in defaults (200-2000
 # photons at white, JPEG from quality 40, +-0.5 EV), with motion blur taking defocus's share of blurred
-# samples (a crop has no depth map to defocus by)
-CAMERA_AUGMENT_PRESETS = {"strong": {**FORMER_DEFAULTS, "defocus_prob": 0.0, "motion_blur_prob": 0.4}}
+# samples (a crop has no depth map to defocus by); 'medium': about half of it in stops, photons and quality
+CAMERA_AUGMENT_PRESETS = {
+    "strong": {**FORMER_DEFAULTS, "defocus_prob": 0.0, "motion_blur_prob": 0.4},
+    "medium": {"defocus_prob": 0.0, "motion_blur_prob": 0.2, "motion_blur_px": [0.5, 4.0],
+               "noise_poisson_peak": [600.0, 6000.0], "noise_gaussian_sigma": [0.0, 0.01],
+               "white_balance": [0.93, 1.07], "exposure_ev": [-0.35, 0.35], "jpeg_prob": 0.5, "jpeg_quality": [60, 95]},
+}
 
 
 def camera_settings(value):
