@@ -55,10 +55,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import ConcatDataset, Dataset
+from torch.utils.data import ConcatDataset
 
-from .data2d import CROP_SCALE, NUM_JOINTS, Augment2D, augmented_crop, crop_transform
-from .image_ops import camera_settings
+from .data2d import CROP_SCALE, NUM_JOINTS, Augment2D, CropSet
 
 # the augmentation stream of a COCO item: SeedSequence([seed, epoch, index, COCO_STREAM]), apart from a render
 # item's [seed, epoch, index] (a mixed training set holds render item i and COCO item i together)
@@ -296,7 +295,7 @@ def load_hand(record: HandRecord) -> tuple:
 
 # ---------------------------------------------------------------- the 2D dataset
 
-class CocoHand2D(Dataset):
+class CocoHand2D(CropSet):
     """Crops of a COCO keypoint file's hands with 2D labels, Pose2DSamples' item (see the module doc)."""
 
     visibility_is_labels = True   # 'visibility' marks labelled keypoints (renders: occlusion, all labelled)
@@ -304,25 +303,18 @@ class CocoHand2D(Dataset):
     def __init__(self, source, input_size: int = 128, crop_scale: float = CROP_SCALE,
                  augment: Augment2D | None = None, seed: int = 0, name: str = "",
                  min_keypoints: int = MIN_KEYPOINTS, image_root=None):
+        super().__init__(input_size, crop_scale, augment, seed, name)
         self.file = source if isinstance(source, CocoHandFile) else \
             parse_coco_hand(find_coco_json(source), min_keypoints, image_root)
         self.records = self.file.records
-        self.input_size, self.crop_scale = int(input_size), float(crop_scale)
-        self.augment, self.seed, self.epoch, self.name = augment, int(seed), 0, name
-        self._camera = camera_settings(augment.camera) if augment is not None else None
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
     def __getitem__(self, index: int) -> dict:
         rec = self.records[index]
         image, kp = load_hand(rec)
-        image, A = augmented_crop(image, crop_transform(kp[rec.labelled], self.input_size, self.crop_scale),
-                                  self.input_size, self.augment, self._camera,
-                                  (self.seed, self.epoch, int(index), COCO_STREAM))
+        image, A = self.crop(image, kp[rec.labelled], index, (COCO_STREAM,))
         kp_crop = np.where(rec.labelled[:, None], kp @ A[:2, :2].T + A[:2, 2], 0.0)
         return {"image": image, "keypoints_2d": torch.as_tensor(kp_crop, dtype=torch.float32),
                 "visibility": torch.from_numpy(rec.labelled.copy()), "key": rec.key, "pose_id": -1, "hdri_id": ""}

@@ -143,22 +143,36 @@ def augmented_crop(img, A: np.ndarray, size: int, augment: Augment2D | None, cam
     return image, A
 
 
-class Pose2DSamples(Dataset):
-    """Crops with 2D labels from ComplementDataset reader(s); see the module doc."""
+class CropSet(Dataset):
+    """What the 2D crop datasets share (render crops here, COCO crops in pretrain/coco_hand.py): the crop's
+    size and scale, the augmentation and its per-item, per-epoch stream."""
 
-    def __init__(self, readers, input_size: int = 128, crop_scale: float = CROP_SCALE,
-                 augment: Augment2D | None = None, seed: int = 0, name: str = ""):
-        self.readers = list(readers) if isinstance(readers, (list, tuple)) else [readers]
-        self.index = [(r, i) for r, reader in enumerate(self.readers) for i in range(len(reader))]
+    def __init__(self, input_size: int, crop_scale: float, augment: Augment2D | None, seed: int, name: str):
         self.input_size, self.crop_scale = int(input_size), float(crop_scale)
         self.augment, self.seed, self.epoch, self.name = augment, int(seed), 0, name
         self._camera = camera_settings(augment.camera) if augment is not None else None
 
-    def __len__(self) -> int:
-        return len(self.index)
-
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+    def crop(self, img, keypoints: np.ndarray, index: int, stream: tuple = ()) -> tuple:
+        """(image, A) of item `index`: the keypoints' box x crop_scale, augmented from SeedSequence([seed,
+        epoch, index, *stream])."""
+        return augmented_crop(img, crop_transform(keypoints, self.input_size, self.crop_scale), self.input_size,
+                              self.augment, self._camera, (self.seed, self.epoch, int(index), *stream))
+
+
+class Pose2DSamples(CropSet):
+    """Crops with 2D labels from ComplementDataset reader(s); see the module doc."""
+
+    def __init__(self, readers, input_size: int = 128, crop_scale: float = CROP_SCALE,
+                 augment: Augment2D | None = None, seed: int = 0, name: str = ""):
+        super().__init__(input_size, crop_scale, augment, seed, name)
+        self.readers = list(readers) if isinstance(readers, (list, tuple)) else [readers]
+        self.index = [(r, i) for r, reader in enumerate(self.readers) for i in range(len(reader))]
+
+    def __len__(self) -> int:
+        return len(self.index)
 
     def pose_ids(self) -> np.ndarray:
         return np.array([self.readers[r].samples[i].pose_id for r, i in self.index], dtype=np.int64)
@@ -188,8 +202,7 @@ class Pose2DSamples(Dataset):
         vis = np.asarray(ann.get("visibility", [True] * NUM_JOINTS), dtype=bool).reshape(-1)
         if vis.shape != (NUM_JOINTS,):
             vis = np.ones(NUM_JOINTS, bool)
-        image, A = augmented_crop(img, crop_transform(kp, self.input_size, self.crop_scale), self.input_size,
-                                  self.augment, self._camera, (self.seed, self.epoch, int(index)))
+        image, A = self.crop(img, kp, index)
         kp_crop = kp @ A[:2, :2].T + A[:2, 2]
         hdri = ann.get("hdri")
         return {"image": image, "keypoints_2d": torch.as_tensor(kp_crop, dtype=torch.float32),
