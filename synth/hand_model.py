@@ -22,15 +22,17 @@ from .mano_io import load_mano_pickle
 # MANO's 16 joints + 5 tips (thumb, index, middle, ring, little) -> FreiHAND order
 MANO_TO_FREIHAND = [0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20]
 FREIHAND_PARENTS = [-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19]
-OPENHAND = "openhand"
+OPENHAND = "openhand"      # the default: OpenHand 2, MakeHuman's sculpted hand (synth/openhand2)
+BUNDLED = {"openhand": "openhand2.pkl", "openhand2": "openhand2.pkl",
+           "openhand1": "openhand1.pkl"}   # OpenHand 1: the procedural hand (synth/openhand)
+ASSETS = Path(__file__).resolve().parent / "assets"
 
 
 def resolve_model_path(model: str | os.PathLike | None) -> Path:
-    """'openhand' (the default) -> the bundled asset; 'mano' -> $MANO_MODEL_PATH; else a path."""
-    if model is None or str(model).lower() == OPENHAND:
-        from .openhand.build import ASSET
-
-        return ASSET
+    """'openhand' (the default, = 'openhand2') or 'openhand1' -> a bundled asset; 'mano' -> $MANO_MODEL_PATH;
+    else a path."""
+    if model is None or str(model).lower() in BUNDLED:
+        return ASSETS / BUNDLED[str(model or OPENHAND).lower()]
     if str(model).lower() == "mano":
         env = os.environ.get("MANO_MODEL_PATH")
         if not env:
@@ -68,6 +70,9 @@ class HandModel(torch.nn.Module):
         self.joint_regressor = np.vstack([j16, tips])[MANO_TO_FREIHAND]  # (21, V)
         self.parents = np.asarray(data["kintree_table"][0], dtype=np.int64).copy()
         self.parents[0] = -1
+        # OpenHand 2 carries the sculpted mesh it is rendered as and the body's arm (synth/openhand2)
+        self.render_data = data.get("render_mesh")
+        self.arm_data = data.get("arm")
         self.template_hash = hashlib.sha256(
             np.round(self.template, 6).astype(np.float32).tobytes() + self.faces.astype(np.int32).tobytes()
         ).hexdigest()[:16]

@@ -18,12 +18,16 @@ def test_output_shapes_and_rest_pose(hand_model):
 
 
 def test_keypoints_are_in_freihand_order(hand_model):
-    mesh = build_mesh()
     _, kps = hand_model(torch.zeros(1, 48))
     kps = kps[0].numpy()
     tips = {"thumb": 4, "index": 8, "middle": 12, "ring": 16, "little": 20}
+    for i, k in enumerate(tips.values()):   # the pickle's tip vertices, thumb .. little
+        np.testing.assert_allclose(kps[k], hand_model.template[hand_model.tip_vertex_ids[i]], atol=1e-6)
+    old = HandModel("openhand1")            # OpenHand 1's tips are its mesh builder's tip vertices
+    _, kps1 = old(torch.zeros(1, 48))
+    mesh = build_mesh()
     for name, k in tips.items():
-        np.testing.assert_allclose(kps[k], hand_model.template[mesh.tips[name]], atol=1e-6)
+        np.testing.assert_allclose(kps1[0, k].numpy(), old.template[mesh.tips[name]], atol=1e-6)
     # FreiHAND: 1-4 thumb, 5-8 index, ...: each finger's keypoints get farther from the wrist
     for f in range(5):
         d = np.linalg.norm(kps[1 + 4 * f:5 + 4 * f] - kps[0], axis=1)
@@ -92,7 +96,8 @@ def test_bad_inputs_are_named(hand_model):
 
 
 def test_model_selection(monkeypatch, tmp_path):
-    assert resolve_model_path(None).name == "openhand.pkl"
+    assert resolve_model_path(None).name == "openhand2.pkl"
+    assert resolve_model_path("openhand1").name == "openhand1.pkl"
     monkeypatch.delenv("MANO_MODEL_PATH", raising=False)
     with pytest.raises(ValueError, match="MANO_MODEL_PATH"):
         resolve_model_path("mano")

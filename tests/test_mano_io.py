@@ -85,7 +85,7 @@ def test_converted_copy_reads_with_plain_pickle_and_drives_the_model(chumpy_mano
         plain = pickle.load(fh)  # no stand-ins needed any more
     np.testing.assert_array_equal(plain["shapedirs"], src["shapedirs"])
     # the chumpy-format file and the bundled asset give the same mesh for the same pose
-    a, b = HandModel(path), HandModel("openhand")
+    a, b = HandModel(path), HandModel("openhand1")
     pose = torch.zeros(1, 48)
     pose[0, 3 * 4 + 2] = 0.8  # bend the middle finger's first joint
     betas = torch.linspace(-1, 1, 10)[None]

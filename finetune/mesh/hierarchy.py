@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .simplify import decimate_levels
+from synth.simplify import decimate_levels
 
 VERSION = 1
 DEFAULT_FACTORS = (2, 2, 2, 2)

@@ -1,6 +1,6 @@
 """Assemble OpenHand into a MANO-format model (the dict smplx.MANO reads).
 
-The bundled asset `synth/assets/openhand.pkl` is the output of `build_model()`;
+The bundled asset `synth/assets/openhand1.pkl` (OpenHand 1, the model `openhand1`) is the output of `build_model()`;
 `python -m synth.openhand.build` rewrites it, and a test regenerates it and
 compares. The shape space is a PCA over meshes of SHAPE_SAMPLES random hands
 drawn from the proportion variations (proportions.py): the components are
@@ -19,7 +19,7 @@ from .mesh import MANO_PARENTS, build_mesh
 from .proportions import FINGERS, Proportions, sample_proportions
 from .skinning import joint_regressor, skinning_weights
 
-ASSET = Path(__file__).resolve().parents[1] / "assets" / "openhand.pkl"
+ASSET = Path(__file__).resolve().parents[1] / "assets" / "openhand1.pkl"
 SHAPE_SAMPLES = 300
 SHAPE_SEED = 20221
 NUM_BETAS = 10

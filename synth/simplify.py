@@ -13,6 +13,7 @@ Safety checks (a collapse is skipped when any fails):
   characteristic and number of boundary loops;
 - a boundary vertex is only collapsed along a boundary edge onto another
   boundary vertex, so the wrist loop keeps its place;
+- a vertex named in `keep` is never removed (OpenHand 2's fingertip vertices);
 - no face may flip (unit normals' dot product below `min_normal_dot`) or
   become degenerate, and no duplicate face may appear.
 Boundary vertices also get the usual perpendicular constraint planes (large
@@ -41,7 +42,7 @@ _RELAXED_NORMAL_DOTS = (0.0, -0.5)
 
 
 def quadric_decimate(vertices, faces, target: int, *, boundary_weight: float = BOUNDARY_WEIGHT,
-                     min_normal_dot: float = MIN_NORMAL_DOT):
+                     min_normal_dot: float = MIN_NORMAL_DOT, keep=()):
     """Decimate to exactly `target` vertices.
 
     Returns (kept, faces'): `kept` (target,) int64, sorted indices of the
@@ -49,19 +50,20 @@ def quadric_decimate(vertices, faces, target: int, *, boundary_weight: float = B
     int64 indexing into `kept`, wound like the input.
     """
     (kept, out_faces), = decimate_levels(vertices, faces, [target], boundary_weight=boundary_weight,
-                                         min_normal_dot=min_normal_dot)
+                                         min_normal_dot=min_normal_dot, keep=keep)
     return kept, out_faces
 
 
 def decimate_levels(vertices, faces, targets, *, boundary_weight: float = BOUNDARY_WEIGHT,
-                    min_normal_dot: float = MIN_NORMAL_DOT, fresh_quadrics: bool = True):
+                    min_normal_dot: float = MIN_NORMAL_DOT, fresh_quadrics: bool = True, keep=()):
     """One decimation per target (decreasing vertex counts), each level from the previous one.
 
     Returns [(kept, faces), ...]: `kept` of level i indexes the vertices of
     level i-1 (the input for i = 0) and `faces` index into that `kept`.
     With `fresh_quadrics`, each level's quadrics are computed from its own
     input mesh (COMA's procedure); otherwise one progressive decimation runs
-    through all targets, carrying the original quadrics along.
+    through all targets, carrying the original quadrics along. `keep`: input vertex ids that survive
+    every level.
     """
     vertices = np.ascontiguousarray(vertices, dtype=np.float64)
     faces = np.asarray(faces)
@@ -78,14 +80,15 @@ def decimate_levels(vertices, faces, targets, *, boundary_weight: float = BOUNDA
     if fresh_quadrics:
         cur_ids, cur_faces = np.arange(n), faces.astype(np.int64)
         for t in targets:
-            dec = _Decimator(vertices[cur_ids], cur_faces, boundary_weight, min_normal_dot)
+            dec = _Decimator(vertices[cur_ids], cur_faces, boundary_weight, min_normal_dot,
+                             keep=np.flatnonzero(np.isin(cur_ids, keep)))
             dec.run(t)
             kept, new_faces = dec.result()
             out.append((kept, new_faces))
             cur_ids, cur_faces = cur_ids[kept], new_faces
         return out
 
-    dec = _Decimator(vertices, faces.astype(np.int64), boundary_weight, min_normal_dot)
+    dec = _Decimator(vertices, faces.astype(np.int64), boundary_weight, min_normal_dot, keep=keep)
     alive_before = np.arange(n)
     for t in targets:
         dec.run(t)
@@ -108,8 +111,9 @@ def _check_mesh(vertices: np.ndarray, faces: np.ndarray) -> None:
 
 
 class _Decimator:
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, boundary_weight: float, min_dot: float):
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, boundary_weight: float, min_dot: float, keep=()):
         self.v = vertices
+        self.keep = {int(k) for k in keep}
         self.f = faces.copy()
         n = len(vertices)
         self.alive = np.ones(len(faces), bool)
@@ -187,6 +191,8 @@ class _Decimator:
         return any(c == 1 for c in count.values())
 
     def _can_collapse(self, u: int, w: int) -> bool:
+        if u in self.keep:
+            return False
         shared = self.vfaces[u] & self.vfaces[w]
         if not shared:
             return False
