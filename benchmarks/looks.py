@@ -26,6 +26,10 @@ LOOKS = {
     "no_occluders": {"occluder_prob": 0.0},
     "no_forearm": {"forearm": False},
     "no_skin_detail": {"skin_detail": False},
+    # OpenHand 1, the procedural hand with its tube forearm: the default hand until OpenHand 2
+    "openhand1": {"model": "openhand1"},
+    "openhand1_no_effects": {"model": "openhand1", **_NO_EFFECTS},
+    "openhand1_no_effects_occluders_forearm": {"model": "openhand1", **_NO_EFFECTS_OCCLUDERS_FOREARM},
 }
 
 

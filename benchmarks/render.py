@@ -1,6 +1,7 @@
 """Render benchmark: seconds per image, orchestration overhead, Ray scaling.
 
     .venv/bin/python benchmarks/render.py [--samples 16] [--views 24] [--rounds 3] [--skip-ray]
+    .venv/bin/python benchmarks/render.py --against-model openhand1   # the default hand's cost against another
 
 1. seconds per image at 128 and 256 px for the given samples (views 1..N of
    pose 0 after a warm-up render of view 0, in this process), for the default
@@ -79,13 +80,29 @@ def compare_looks(cfg: RenderConfig, views: list, rounds: int) -> None:
           f"{100 * (statistics.median(cpus) - 1):+.1f} % CPU (median of {rounds} rounds)", flush=True)
 
 
+def compare_models(cfg: RenderConfig, other: str, views: list, rounds: int) -> None:
+    """The default look with the default hand (OpenHand 2: the sculpted mesh and the body's arm) against
+    the same look with hand model `other` (e.g. openhand1: the subdivided procedural hand and its tube
+    forearm), in alternating rounds."""
+    alt = replace(cfg, model=other)
+    walls = []
+    for r in range(rounds):
+        o = per_image(alt, views)
+        d = per_image(cfg, views)
+        walls.append(d[0] / o[0])
+        print(f"{cfg.resolution:4d} px round {r + 1}: {other} {o[0]:.3f} s ({o[1]:.3f} s CPU), "
+              f"{cfg.model} {d[0]:.3f} s ({d[1]:.3f} s CPU) per image", flush=True)
+    print(f"{cfg.resolution:4d} px: {cfg.model} costs {100 * (statistics.median(walls) - 1):+.1f} % wall against "
+          f"{other} (median of {rounds} rounds)", flush=True)
+
+
 def bare_render(cfg: RenderConfig, views: list) -> float:
     """The same views of the same scene, world and skin, with nothing but bpy.ops.render.render()."""
     import bpy
 
     plan = prepare(cfg)
     scene = scene_for(plan)
-    scene.set_vertices(plan.render_mesh.densify(plan.vertices[0]))
+    scene.set_vertices(plan.dense(0))
     world = draw_world(cfg, 0, views[0], plan.usable_hdris)  # the shard's world (one run of views)
     scene.set_world(plan.hdri(world["id"]), world["rotation_deg"], world["strength"])
     scene.set_skin(draw_skin(cfg, 0, views[0]))
@@ -108,8 +125,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--ray-shards", type=int, default=6, help="shards (poses) in the Ray measurement")
+    ap.add_argument("--against-model", metavar="MODEL",
+                    help="only compare the default look's cost with this hand model (e.g. openhand1) at 256 px")
     args = ap.parse_args()
     views = list(range(1, args.views + 1))
+    if args.against_model:
+        compare_models(RenderConfig(resolution=256, samples=args.samples), args.against_model, views, args.rounds)
+        return
     print(f"samples per pixel: {args.samples}; views 1..{args.views} of pose 0 per measurement")
     for res in (128, 256):
         cfg = RenderConfig(resolution=res, samples=args.samples)

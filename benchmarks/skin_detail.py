@@ -23,8 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synth.blender_scene import BlenderScene  # noqa: E402
-from synth.render_config import RenderConfig, draw_forearm, draw_skin  # noqa: E402
-from synth.render_shard import forearm_skin_points, posed_forearm, prepare  # noqa: E402
+from synth.render_config import RenderConfig, draw_skin  # noqa: E402
+from synth.render_shard import forearm_skin_points, prepare, sample_arm  # noqa: E402
 from synth.skin_regions import region_weights  # noqa: E402
 
 
@@ -36,18 +36,18 @@ def _cpu() -> float:
 def per_image(plan, regions, views: list) -> tuple:
     """(wall, cpu) seconds per render call, after one warm-up render."""
     cfg = plan.cfg
-    rest = plan.render_mesh.densify(np.asarray(plan.model.template, dtype=np.float64))
+    rest = plan.render_mesh.rest_vertices(plan.model)
     scene = BlenderScene(cfg, plan.render_mesh.faces, plan.render_mesh.num_vertices, regions=regions,
-                         rest_vertices=rest)
-    dense = plan.render_mesh.densify(plan.vertices[0])
+                         rest_vertices=rest, arm=plan.arm)
+    dense = plan.dense(0)
     scene.set_vertices(dense)
     scene.set_world(plan.usable_hdris[0], 0.0, 1.0)
     wall, cpu = [], []
     for i, v in enumerate([views[0]] + views):
         view = plan.views[v]
         scene.set_skin(draw_skin(cfg, 0, v))
-        arm = draw_forearm(cfg, 0, v)
-        scene.set_forearm(None if arm is None else posed_forearm(plan, 0, arm, dense), forearm_skin_points(plan))
+        arm, arm_vertices = sample_arm(plan, 0, view, dense, plan.keypoints[0] @ view.R.T + view.t)
+        scene.set_forearm(arm_vertices, forearm_skin_points(plan))
         scene.set_camera(view.K, view.R, view.t)
         t, c = time.time(), _cpu()
         scene.render()

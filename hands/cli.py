@@ -34,6 +34,7 @@ def _cmd_show_hand(args) -> None:
 
     from synth.hand_model import HandModel
     from synth.pictures import hand_sheet
+    from synth.render_mesh import rendered_surface
     from synth.poses import complement_poses, pose_name
     from synth.rig import rig_anchors
 
@@ -46,7 +47,8 @@ def _cmd_show_hand(args) -> None:
     with torch.no_grad():
         verts, kps = (x.double().numpy() for x in hm(torch.as_tensor(poses[ids], dtype=torch.float32)))
     wrist, centre, palm = rig_anchors(hm.joint_regressor @ hm.template)
-    sheet = hand_sheet(verts, kps, hm.faces, [f"pose {i}: {pose_name(i)}" for i in ids], size=args.size,
+    surface, faces = rendered_surface(hm, poses[ids], verts)   # the sculpted mesh the renderer shows
+    sheet = hand_sheet(surface, kps, faces, [f"pose {i}: {pose_name(i)}" for i in ids], size=args.size,
                        palm_normal=palm, finger_dir=centre - wrist)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out)
@@ -129,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="pictures to look at").add_subparsers(dest="what", required=True)
     h = show.add_parser("hand", help="the hand model in several poses, two views each (PNG)")
-    h.add_argument("--model", default="openhand", help="'openhand' (default), 'mano' ($MANO_MODEL_PATH) or a path")
+    h.add_argument("--model", default="openhand",
+                   help="'openhand' (default: OpenHand 2), 'openhand1', 'mano' ($MANO_MODEL_PATH) or a path")
     h.add_argument("--poses", default="0,31,1,6,24,700", help="comma-separated complement pose ids")
     h.add_argument("--size", type=int, default=256)
     h.add_argument("--out", default="hand.png")
@@ -156,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--size", type=int, help="image size in pixels (default: the rig's)")
     rc.set_defaults(fn=_cmd_rig_check)
 
-    oh = sub.add_parser("openhand", help="the bundled open hand model").add_subparsers(dest="what", required=True)
-    ob = oh.add_parser("build", help="regenerate the OpenHand asset from its procedural description")
+    oh = sub.add_parser("openhand", help="OpenHand 1, the procedural hand (OpenHand 2: make openhand2)"
+                        ).add_subparsers(dest="what", required=True)
+    ob = oh.add_parser("build", help="regenerate the OpenHand 1 asset from its procedural description")
     ob.add_argument("--out", help="write here instead of the bundled asset")
     ob.set_defaults(fn=_cmd_openhand_build)
 

@@ -99,7 +99,7 @@ def add_parser(sub) -> None:
     r.add_argument("--views", default="all", help="view ids: 'all' (216), '0:36', '0,90' (default all)")
     r.add_argument("--config", help="YAML file of render settings (synth.render_config.RenderConfig)")
     r.add_argument("--seed", type=int)
-    r.add_argument("--model", help="hand model: 'openhand' (default), 'mano' or a path")
+    r.add_argument("--model", help="hand model: 'openhand' (default: OpenHand 2), 'openhand1', 'mano' or a path")
     r.add_argument("--resolution", type=int, help="image size in pixels (default 256)")
     r.add_argument("--samples", type=int, help="Cycles samples per pixel (default 64)")
     r.add_argument("--denoiser", choices=["oidn", "none"])

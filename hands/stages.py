@@ -50,17 +50,18 @@ def pose_space(ctx, *, splay: bool = False, check: str = "base"):
 
 
 def render_mesh(ctx):
-    """The Loop-subdivided render mesh and the matrix mapping it back (checked over all poses)."""
+    """The render mesh (OpenHand 2's sculpted mesh, else one Loop subdivision step) and the matrix mapping it
+    back (checked over all poses)."""
     import torch
 
-    from synth.render_mesh import build_render_mesh
+    from synth.render_mesh import render_mesh_for
 
     hm = ctx.need("model", "hand_model")
     poses = ctx.need("poses", "pose_space")
-    rm = build_render_mesh(hm.faces, hm.num_vertices)
+    rm = render_mesh_for(hm)
     with torch.no_grad():
         verts = hm(torch.as_tensor(poses, dtype=torch.float32))[0].double().numpy()
-    err = np.abs(rm.to_model(rm.densify(verts)) - verts).max()
+    err = np.abs(rm.to_model(rm.pose(hm, poses, verts)) - verts).max()
     ctx.figure("dense vertices", rm.num_vertices)
     ctx.figure("dense faces", len(rm.faces))
     ctx.figure("max |M @ dense - verts| over all poses (mm)", f"{1000 * err:.2e}")
@@ -113,6 +114,7 @@ def hand_picture(ctx, *, poses: list = (0, 31, 1, 6, 24, 700), size: int = 256):
     import torch
 
     from synth.pictures import hand_sheet
+    from synth.render_mesh import rendered_surface
     from synth.poses import pose_name
     from synth.rig import rig_anchors
 
@@ -127,7 +129,8 @@ def hand_picture(ctx, *, poses: list = (0, 31, 1, 6, 24, 700), size: int = 256):
     labels = [f"pose {i}: {pose_name(i)}" for i in ids]
     rest = hm.joint_regressor @ hm.template
     wrist, centre, palm = rig_anchors(rest)
-    sheet = hand_sheet(verts, kps, hm.faces, labels, size=size, palm_normal=palm, finger_dir=centre - wrist)
+    surface, faces = rendered_surface(hm, all_poses[ids], verts)   # the sculpted mesh the renderer shows
+    sheet = hand_sheet(surface, kps, faces, labels, size=size, palm_normal=palm, finger_dir=centre - wrist)
     path = ctx.out / "hand.png"
     sheet.save(path)
     ctx.picture(path, "complement poses (mask bit 0 = thumb ... bit 4 = little bent), back and palm views")

@@ -62,10 +62,10 @@ def _plain_skin(bpy, name: str):
 
 class BlenderScene:
     def __init__(self, cfg: RenderConfig, dense_faces: np.ndarray, num_dense: int, regions: dict | None = None,
-                 rest_vertices: np.ndarray | None = None):
+                 rest_vertices: np.ndarray | None = None, arm=None):
         """`regions` (synth.skin_regions.region_weights of the dense mesh) selects the procedural skin, which
         also needs the dense mesh's `rest_vertices` (the noise sticks to the rest pose); None: the plain
-        one-colour skin."""
+        one-colour skin. `arm`: the body's arm (synth.body_arm.BodyArm) or None: the tube forearm."""
         import bpy
 
         self.bpy = bpy
@@ -143,15 +143,19 @@ class BlenderScene:
         scene.collection.objects.link(self.camera)
         scene.camera = self.camera
         self._world_key = None
+        self.body_arm = arm
         self._build_forearm(bpy, scene, dense_faces, num_dense)
         self._build_occluders(bpy, scene)
 
     def _build_forearm(self, bpy, scene, dense_faces, num_dense) -> None:
-        """The forearm object (synth/forearm.py): its own mesh and pass index, the hand's skin material."""
+        """The arm object (the body's, synth/body_arm.py, or the tube, synth/forearm.py): its own mesh and pass
+        index, the hand's skin material."""
         from .forearm import forearm_faces, wrist_loop_indices
 
         self._wrist = wrist_loop_indices(dense_faces)     # the arm's first ring, in the hand's vertex ids
-        faces = forearm_faces(len(self._wrist))
+        if self.body_arm is not None and not np.array_equal(self.body_arm.wrist_loop, self._wrist):
+            raise ValueError("the body arm's first ring is not the render mesh's wrist loop")
+        faces = forearm_faces(len(self._wrist)) if self.body_arm is None else self.body_arm.faces
         mesh = bpy.data.meshes.new("forearm")
         mesh.from_pydata(np.zeros((faces.max() + 1, 3)).tolist(), [], faces.tolist())
         mesh.polygons.foreach_set("use_smooth", np.ones(len(mesh.polygons), dtype=bool))
@@ -303,7 +307,8 @@ class BlenderScene:
         for the hand (new normals or vertices cost next to nothing), which is why skins come in runs of
         views (RenderConfig.skin_run_length)."""
         from .meshops import vertex_normals
-        from .skin_bake import detail_normals, forearm_palm_weights, joined_normals, vertex_albedo
+        from .skin_bake import (body_arm_palm_weights, detail_normals, forearm_palm_weights, joined_normals,
+                                vertex_albedo)
         from .skin_regions import CREASE_COORD
         from .skin_shader import set_surface
 
@@ -317,8 +322,9 @@ class BlenderScene:
             arm_co = self._arm_co.reshape(-1, 3).astype(np.float64)
             normals = dict(zip(("hand", "arm"), joined_normals(self._hand_co, d["faces"], arm_co, self._arm_faces,
                                                                self._wrist)))
-            palm = forearm_palm_weights(d["regions"].get("palm", np.zeros(len(self._hand_co)))[self._wrist],
-                                        len(arm_co))
+            loop_palm = d["regions"].get("palm", np.zeros(len(self._hand_co)))[self._wrist]
+            palm = forearm_palm_weights(loop_palm, len(arm_co)) if self.body_arm is None else \
+                body_arm_palm_weights(loop_palm, self.body_arm.nearest_loop, self.body_arm.hand_share)
             parts["arm"] = (self.arm.data, self._arm_skin_points, {"palm": palm})
         for name, (mesh, points, regions) in parts.items():
             if self._baked.get(name) != skin:

@@ -41,14 +41,16 @@ FINGER_KEYPOINTS = {"thumb": (1, 2, 3, 4), "index": (5, 6, 7, 8), "middle": (9, 
 # Totally bent: flexion (degrees) of (MCP, PIP, DIP) for the long fingers and
 # (CMC, MCP, IP) for the thumb. Within the active ranges of motion of adult
 # hands (MCP 0-90, PIP 0-110, DIP 0-80, thumb MCP 0-55, IP 0-80), and chosen
-# so that no base pose or blend of two presses the hand through itself
-# (tests/test_poses.py measures it).
+# so that no base pose or blend presses the default hand (OpenHand 2) through
+# itself (tests/test_poses.py measures it): its sculpted fingers are thicker
+# than OpenHand 1's tubes, whose (75, 95, 55) pushed OpenHand 2's tips into
+# the palm (20 % of the vertices inside the fist).
 FLEXION_DEG = {
     "thumb": (20.0, 45.0, 60.0),
-    "index": (75.0, 95.0, 55.0),
-    "middle": (75.0, 95.0, 55.0),
-    "ring": (75.0, 95.0, 55.0),
-    "little": (75.0, 95.0, 55.0),
+    "index": (70.0, 85.0, 45.0),
+    "middle": (70.0, 85.0, 45.0),
+    "ring": (70.0, 85.0, 45.0),
+    "little": (70.0, 85.0, 45.0),
 }
 # The thumb's pad faces partly the palm, partly this keypoint (FreiHAND index)
 THUMB_TARGET = 9  # middle finger MCP

@@ -29,6 +29,7 @@ from .skin import sample_skin
 
 RUN_STREAM = 7919  # separates the per-run stream from the per-sample one
 SKIN_RUN_STREAM = 7927  # the stream of a run of views' skin (skin_run_length > 1)
+ARM_ANGLES = ("arm_flexion_deg", "arm_deviation_deg", "arm_twist_deg")
 STREAMS = {"forearm": 1, "occluders": 2, "camera_effects": 3, "sensor_noise": 4, "backdrop": 5}
 # Blender's procedural skies are about 5x dimmer on average than the bundled
 # HDRIs (mean radiance 0.03-0.16 against 0.1-1.0); their strength is scaled up
@@ -63,8 +64,11 @@ class RenderConfig:
     skin_run_length: int = 12                  # consecutive views sharing one skin draw (1: a skin per sample)
     sample_map_resolution: int = 256
     skin_detail: bool = True                   # nails, creases, albedo variation, normal detail (synth/skin_bake.py)
-    forearm: bool = True                       # close the wrist with a forearm (synth/forearm.py)
-    forearm_length_m: tuple = (0.10, 0.20)
+    forearm: bool = True                       # the arm: the body's (OpenHand 2, synth/body_arm.py), else a tube
+    arm_flexion_deg: tuple = (-30.0, 40.0)     # wrist angles drawn per sample for the body's arm
+    arm_deviation_deg: tuple = (-10.0, 20.0)   # radial (-) / ulnar (+)
+    arm_twist_deg: tuple = (-45.0, 45.0)       # forearm pronation / supination
+    forearm_length_m: tuple = (0.10, 0.20)     # the tube forearm (synth/forearm.py) of models without a body arm
     forearm_taper: tuple = (1.10, 1.35)        # far girth / wrist girth
     occluder_prob: float = 0.1                 # share of samples with occluders (synth/occluders.py)
     occluder_max: int = 2
@@ -89,6 +93,8 @@ class RenderConfig:
             "forearm_length_m": len(self.forearm_length_m) == 2 and 0.02 <= self.forearm_length_m[0]
             <= self.forearm_length_m[1],
             "forearm_taper": len(self.forearm_taper) == 2 and 0.5 <= self.forearm_taper[0] <= self.forearm_taper[1],
+            **{k: len(getattr(self, k)) == 2 and -90 <= getattr(self, k)[0] <= getattr(self, k)[1] <= 90
+               for k in ARM_ANGLES},
             "occluder_prob": 0.0 <= self.occluder_prob <= 1.0,
             "occluder_max": self.occluder_max >= 0,
             "camera_effects": self.camera_effects in ("auto", "on", "off"),
@@ -110,6 +116,8 @@ class RenderConfig:
         d["hdri_heldout"] = list(self.hdri_heldout) if self.hdri_heldout is not None else None
         d["hdri_strength"] = list(self.hdri_strength)
         d["forearm_length_m"], d["forearm_taper"] = list(self.forearm_length_m), list(self.forearm_taper)
+        for key in ARM_ANGLES:
+            d[key] = list(getattr(self, key))
         d["backdrop_folders"] = list(self.backdrop_folders)
         d["backdrop_heldout"] = list(self.backdrop_heldout) if self.backdrop_heldout is not None else None
         return d
@@ -122,7 +130,7 @@ class RenderConfig:
             raise ValueError(f"unknown render setting(s) {unknown}; settings: {sorted(known)}")
         d = dict(d)
         for key in ("hdri_folders", "hdri_strength", "forearm_length_m", "forearm_taper", "backdrop_folders",
-                    "backdrop_heldout"):
+                    "backdrop_heldout") + ARM_ANGLES:
             if key in d and d[key] is not None:
                 d[key] = tuple(d[key])
         if d.get("hdri_heldout") is not None:
@@ -172,7 +180,12 @@ def stream_rng(cfg: RenderConfig, pose_id: int, view_id: int, stream: str) -> np
     return np.random.default_rng(np.random.SeedSequence([cfg.seed, pose_id, view_id, STREAMS[stream]]))
 
 
+def arm_ranges(cfg: RenderConfig) -> dict:
+    return {"flexion": cfg.arm_flexion_deg, "deviation": cfg.arm_deviation_deg, "twist": cfg.arm_twist_deg}
+
+
 def draw_forearm(cfg: RenderConfig, pose_id: int, view_id: int) -> dict | None:
+    """The tube forearm's draw (models without a body arm; synth/render_shard.py draws the body's arm)."""
     from .forearm import draw_forearm as draw
 
     return draw(stream_rng(cfg, pose_id, view_id, "forearm"), cfg.forearm_length_m, cfg.forearm_taper) \

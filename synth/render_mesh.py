@@ -1,4 +1,10 @@
-"""The denser mesh that is rendered, and the matrix that maps it back to model topology.
+"""The mesh that is rendered, and the matrix that maps it back to model topology.
+
+`render_mesh_for(model)` picks one of two:
+- OpenHand 2 (a model that carries its sculpted mesh): SculptedRenderMesh, the 1609-vertex MakeHuman
+  surface posed by its own skinning with the model's joints; the 778 model vertices are a selection of its
+  vertices (synth/openhand2/collapse.py), so M is a 0/1 selection and exact for every pose and shape.
+- any other MANO-format model (MANO, OpenHand 1): RenderMesh below.
 
 One Loop subdivision step of the model's template (778 -> 778 + #edges
 vertices): dense = S @ verts for any posed vertices, S sparse. Because the
@@ -43,6 +49,92 @@ class RenderMesh:
     def to_model(self, dense: np.ndarray) -> np.ndarray:
         """(..., N_dense, 3) dense annotations -> (..., V, 3) model topology."""
         return _apply(self.M, dense)
+
+    def pose(self, model, poses: np.ndarray, model_vertices: np.ndarray) -> np.ndarray:
+        """(P, N_dense, 3) render vertices of posed model vertices (P, V, 3)."""
+        return self.densify(model_vertices)
+
+    def rest_vertices(self, model) -> np.ndarray:
+        return self.densify(np.asarray(model.template, dtype=np.float64))
+
+    def vertex_weights(self, model) -> np.ndarray:
+        """(N_dense, 16) skinning weights carried from the model's (S's rows are convex)."""
+        return np.asarray(self.S @ model.layer.lbs_weights.detach().double().numpy())
+
+
+class SculptedRenderMesh:
+    """OpenHand 2's sculpted surface, posed like the model (same joints, weights and shapes on more vertices).
+
+    S (N x V) carries model-vertex attributes onto it: identity on the model's own vertices, inverse-distance
+    weights of the three nearest model vertices (rest pose) elsewhere; unlike the subdivision's S it is no
+    posing rule, only a way to spread per-vertex values (dataset tables store it as their `S`)."""
+
+    def __init__(self, model, data: dict):
+        import contextlib
+        import io
+
+        import smplx
+        import torch
+        from scipy.spatial import cKDTree
+        from smplx.utils import Struct
+
+        self.faces = np.asarray(data["faces"], dtype=np.int64)
+        self.template = np.asarray(data["v_template"], dtype=np.float64)
+        self.weights = np.asarray(data["weights"], dtype=np.float64)
+        self.model_vertices = np.asarray(data["model_vertices"], dtype=np.int64)
+        n, v = len(self.template), len(self.model_vertices)
+        self.M = sp.csr_matrix((np.ones(v), (np.arange(v), self.model_vertices)), shape=(v, n))
+        dist, idx = cKDTree(self.template[self.model_vertices]).query(self.template, k=3)
+        w = 1.0 / np.maximum(dist, 1e-9) ** 2
+        w[self.model_vertices] = [1.0, 0.0, 0.0]
+        idx[self.model_vertices, 0] = np.arange(v)
+        w /= w.sum(axis=1, keepdims=True)
+        self.S = sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n), 3), idx.ravel())), shape=(n, v))
+        regressor = np.zeros((16, n))
+        j16 = model.layer.J_regressor.detach().double().numpy()
+        regressor[:, self.model_vertices] = j16
+        struct = Struct(v_template=self.template, f=self.faces, weights=self.weights,
+                        shapedirs=np.asarray(data["shapedirs"]), posedirs=np.zeros((n, 3, 135), dtype=np.float32),
+                        J_regressor=regressor, kintree_table=model.layer.parents.numpy()[None].repeat(2, 0),
+                        hands_components=np.eye(45), hands_mean=np.zeros(45))
+        struct.kintree_table[0, 0] = 4294967295
+        struct.kintree_table[1] = np.arange(16)
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.layer = smplx.MANO(model_path=str(model.path), data_struct=struct, is_rhand=True, use_pca=False,
+                                    flat_hand_mean=True, batch_size=1, dtype=torch.float32,
+                                    create_global_orient=False, create_hand_pose=False, create_betas=False,
+                                    create_transl=False)
+
+    @property
+    def num_vertices(self) -> int:
+        return len(self.template)
+
+    def to_model(self, dense: np.ndarray) -> np.ndarray:
+        return np.asarray(dense)[..., self.model_vertices, :]
+
+    def pose(self, model, poses: np.ndarray, model_vertices: np.ndarray | None = None,
+             betas: np.ndarray | None = None) -> np.ndarray:
+        """(P, N, 3) the sculpted surface of poses (P, 48) (and betas (P, 10), default 0)."""
+        import torch
+
+        p = torch.as_tensor(np.asarray(poses), dtype=torch.float32)
+        b = torch.zeros(len(p), 10) if betas is None else torch.as_tensor(np.asarray(betas), dtype=torch.float32)
+        with torch.no_grad():
+            out = self.layer(global_orient=p[:, :3], hand_pose=p[:, 3:], betas=b)
+        return out.vertices.double().numpy()
+
+    def rest_vertices(self, model) -> np.ndarray:
+        return self.template
+
+    def vertex_weights(self, model) -> np.ndarray:
+        return self.weights
+
+
+def render_mesh_for(model):
+    """The render mesh of a HandModel: its sculpted mesh when it carries one, else one Loop step."""
+    if getattr(model, "render_data", None) is not None:
+        return SculptedRenderMesh(model, model.render_data)
+    return build_render_mesh(model.faces, model.num_vertices)
 
 
 def _apply(matrix: sp.csr_matrix, points: np.ndarray) -> np.ndarray:
@@ -118,3 +210,9 @@ def build_render_mesh(faces: np.ndarray, num_vertices: int) -> RenderMesh:
         ab, bc, ca = (edge_id[(min(x, y), max(x, y))] for x, y in ((a, b), (b, c), (c, a)))
         dense_faces += [(a, ab, ca), (ab, b, bc), (ca, bc, c), (ab, bc, ca)]
     return RenderMesh(S=S, M=M, faces=np.asarray(dense_faces, dtype=np.int64))
+
+
+def rendered_surface(model, poses: np.ndarray, model_vertices: np.ndarray) -> tuple:
+    """(vertices (P, N, 3), faces) of the surface the renderer shows for these poses and posed vertices."""
+    rm = render_mesh_for(model)
+    return rm.pose(model, poses, model_vertices), rm.faces

@@ -29,7 +29,7 @@ class DatasetPlan:
     cfg: RenderConfig
     model: object
     poses: np.ndarray        # (P, 48) flat MANO parameters, all complement poses
-    vertices: np.ndarray     # (P, 778, 3) model frame
+    vertices: np.ndarray     # (P, 778, 3) model frame (a selection of `dense` for a sculpted render mesh)
     keypoints: np.ndarray    # (P, 21, 3) model frame
     views: list              # rig.View, 216
     render_mesh: object
@@ -38,6 +38,14 @@ class DatasetPlan:
     wrist: object            # synth.forearm.WristLoop of the dense mesh's rest pose
     root_joint: np.ndarray   # (3,) rest position of joint 0, about which the forearm turns
     backdrops: list          # synth.backdrops.Backdrop of cfg.backdrop_folders ([]: HDRI backgrounds)
+    posed_dense: np.ndarray | None   # (P, N, 3) float32 sculpted render mesh of every pose (None: subdivision)
+    arm: object = None       # synth.body_arm.BodyArm (models that carry the body's arm) or None: the tube
+
+    def dense(self, pose_ids) -> np.ndarray:
+        """The render mesh of a pose (or poses), model frame, float64."""
+        if self.posed_dense is not None:
+            return self.posed_dense[pose_ids].astype(np.float64)
+        return self.render_mesh.densify(self.vertices[pose_ids])
 
     @property
     def usable_hdris(self) -> list:
@@ -60,7 +68,8 @@ def prepare(cfg: RenderConfig, report=print) -> DatasetPlan:
     from .forearm import wrist_loop
     from .hand_model import HandModel
     from .poses import complement_poses
-    from .render_mesh import build_render_mesh
+    from .body_arm import BodyArm
+    from .render_mesh import SculptedRenderMesh, render_mesh_for
     from .rig import RigConfig, build_views
 
     catalog = build_catalog(folders=cfg.hdri_folders, skies=cfg.hdri_skies, bundled=cfg.hdri_bundled,
@@ -73,11 +82,15 @@ def prepare(cfg: RenderConfig, report=print) -> DatasetPlan:
         verts, kps = model(torch.as_tensor(poses, dtype=torch.float32))
     rest = model.joint_regressor @ model.template
     views = build_views(rest, RigConfig(radius=cfg.rig_radius, fov_deg=cfg.rig_fov_deg, image_size=cfg.resolution))
-    render_mesh = build_render_mesh(model.faces, model.num_vertices)
-    wrist = wrist_loop(render_mesh.faces, render_mesh.densify(np.asarray(model.template, dtype=np.float64)))
+    render_mesh = render_mesh_for(model)
+    verts, dense = verts.double().numpy(), None
+    if isinstance(render_mesh, SculptedRenderMesh):   # posed on its own; the annotations are a selection of it
+        dense = render_mesh.pose(model, poses).astype(np.float32)
+        verts = render_mesh.to_model(dense).astype(np.float64)
+    wrist = wrist_loop(render_mesh.faces, render_mesh.rest_vertices(model))
     backdrops = backdrop_catalog(cfg.backdrop_folders, cfg.backdrop_heldout) if cfg.backdrop_folders else []
-    plan = DatasetPlan(cfg, model, poses, verts.double().numpy(), kps.double().numpy(), views, render_mesh,
-                       catalog, key, wrist, model.rest_joints()[0], backdrops)
+    plan = DatasetPlan(cfg, model, poses, verts, kps.double().numpy(), views, render_mesh,
+                       catalog, key, wrist, model.rest_joints()[0], backdrops, dense, BodyArm.from_model(model))
     _PLANS[key] = plan
     return plan
 
@@ -93,9 +106,10 @@ def scene_for(plan: DatasetPlan):
             from .skin_regions import region_weights
 
             regions = region_weights(plan.model, plan.render_mesh)
-            rest = plan.render_mesh.densify(np.asarray(plan.model.template, dtype=np.float64))
+            rest = plan.render_mesh.rest_vertices(plan.model)
         _SCENES[plan.config_hash] = BlenderScene(plan.cfg, plan.render_mesh.faces, plan.render_mesh.num_vertices,
-                                                 regions=regions, rest_vertices=rest)
+                                                 regions=regions, rest_vertices=rest,
+                                                 arm=plan.arm)
     return _SCENES[plan.config_hash]
 
 
@@ -109,19 +123,49 @@ def sample_key(pose_id: int, view_id: int) -> str:
 
 
 def posed_forearm(plan: DatasetPlan, pose_id: int, arm: dict, dense_posed: np.ndarray) -> np.ndarray:
-    """The sample's forearm (synth.forearm layout) in the model frame, joined to the posed wrist loop."""
+    """The sample's tube forearm (synth.forearm layout) in the model frame, joined to the posed wrist loop."""
     from .forearm import forearm_rest, pose_forearm
 
     rest = forearm_rest(plan.wrist, arm["length_m"], arm["taper"])
     return pose_forearm(rest, plan.wrist, dense_posed, plan.poses[pose_id][:3], plan.root_joint)
 
 
+def sample_arm(plan: DatasetPlan, pose_id: int, view, dense_posed: np.ndarray, keypoints_cam: np.ndarray) -> tuple:
+    """(record, posed vertices in the model frame) of the sample's arm, or (None, None) without one: the
+    body's arm with drawn wrist angles (synth/body_arm.py) or the tube forearm (synth/forearm.py)."""
+    cfg = plan.cfg
+    if not cfg.forearm:
+        return None, None
+    if plan.arm is None:
+        arm = draw_forearm(cfg, pose_id, view.view_id)
+        return arm, posed_forearm(plan, pose_id, arm, dense_posed)
+    from .body_arm import draw_arm
+    from .render_config import arm_ranges, stream_rng
+
+    return draw_arm(stream_rng(cfg, pose_id, view.view_id, "forearm"), plan.arm, arm_ranges(cfg), dense_posed,
+                    plan.poses[pose_id][:3], plan.root_joint, keypoints_cam, view.R, view.t, view.K, cfg.resolution)
+
+
+def arm_geometry(plan: DatasetPlan, pose_id: int, record: dict, dense_posed: np.ndarray) -> tuple:
+    """(vertices in the model frame, faces) of the arm a sample's recorded `forearm` draw describes."""
+    if plan.arm is None:
+        from .forearm import forearm_faces
+
+        return posed_forearm(plan, pose_id, record, dense_posed), forearm_faces(len(plan.wrist.indices))
+    from .body_arm import pose_arm
+
+    return pose_arm(plan.arm, record, dense_posed, plan.poses[pose_id][:3], plan.root_joint), plan.arm.faces
+
+
 def forearm_skin_points(plan: DatasetPlan) -> np.ndarray:
-    """Where the skin's noise is painted on the forearm: the rest pose of a middle-sized arm (0.15 m, taper
-    1.2), whatever the sample's length and taper (stretched with the arm), so a new arm needs no new albedo
-    attribute; its first ring is the wrist loop's rest positions, where the hand's noise is painted."""
+    """Where the skin's noise is painted on the arm: the body arm's rest pose, or for the tube the rest pose
+    of a middle-sized arm (0.15 m, taper 1.2), whatever the sample's length and taper (stretched with the
+    arm), so a new arm needs no new albedo attribute; its first ring is the wrist loop's rest positions,
+    where the hand's noise is painted."""
     from .forearm import forearm_rest
 
+    if plan.arm is not None:
+        return plan.arm.rest
     return forearm_rest(plan.wrist, 0.15, 1.2)
 
 
@@ -172,7 +216,6 @@ def render_sample(plan: DatasetPlan, scene, pose_id: int, view_id: int, occluder
     cfg, view = plan.cfg, plan.views[view_id]
     world = draw_world(cfg, pose_id, view_id, plan.usable_hdris)
     skin = draw_skin(cfg, pose_id, view_id)
-    arm = draw_forearm(cfg, pose_id, view_id)
     kp_cam = plan.keypoints[pose_id] @ view.R.T + view.t
     if occluders is None:
         occluders = draw_occluders(cfg, pose_id, view_id, kp_cam, view, skin)
@@ -184,11 +227,8 @@ def render_sample(plan: DatasetPlan, scene, pose_id: int, view_id: int, occluder
         scene.set_backdrop(backdrop_image(plan.backdrops, backdrop, cfg.resolution))
     scene.set_world(plan.hdri(world["id"]), world["rotation_deg"], world["strength"])
     scene.set_skin(skin)
-    dense = plan.render_mesh.densify(plan.vertices[pose_id])
-    if arm is None:
-        scene.set_forearm(None)
-    else:
-        scene.set_forearm(posed_forearm(plan, pose_id, arm, dense), forearm_skin_points(plan))
+    arm, arm_vertices = sample_arm(plan, pose_id, view, plan.dense(pose_id), kp_cam)
+    scene.set_forearm(arm_vertices, None if arm is None else forearm_skin_points(plan))
     scene.set_occluders(occluders)
     scene.set_camera(view.K, view.R, view.t)
     t = time.time()
@@ -213,7 +253,7 @@ def render_shard(cfg: RenderConfig, root, pose_id: int, view_ids=None, progress=
         raise ValueError(f"view ids {bad} are not in 0..{len(plan.views) - 1}")
     t0 = time.time()
     scene = scene_for(plan)
-    scene.set_vertices(plan.render_mesh.densify(plan.vertices[pose_id]))
+    scene.set_vertices(plan.dense(pose_id))
     render_seconds = 0.0
     with ShardWriter(root, pose_id, plan.config_hash) as writer:
         for view_id in view_ids:
@@ -233,7 +273,7 @@ def write_dataset_tables(root, plan: DatasetPlan, pose_ids: list, view_ids: list
 
     from .tables import write_tables
 
-    dense = plan.render_mesh.densify(plan.vertices[pose_ids]).astype(np.float32)
+    dense = plan.dense(pose_ids).astype(np.float32)
     rm = plan.render_mesh
     mapping = {"faces": plan.model.faces, "dense_faces": rm.faces}
     for name, m in (("M", rm.M), ("S", rm.S)):

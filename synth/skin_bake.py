@@ -145,6 +145,14 @@ def joined_normals(hand_vertices: np.ndarray, hand_faces: np.ndarray, arm_vertic
     return normals[:nh], np.concatenate([normals[loop], normals[nh:]])
 
 
+def body_arm_palm_weights(loop_palm: np.ndarray, nearest_loop: np.ndarray, hand_share: np.ndarray) -> np.ndarray:
+    """Palm weights of the body arm's vertices (synth/body_arm.py): each its nearest wrist-loop vertex's,
+    fading from 1 x where the arm follows the hand to FOREARM_PALM_SHARE x up the forearm."""
+    share = np.asarray(hand_share, dtype=np.float64)
+    return np.asarray(loop_palm, dtype=np.float64)[nearest_loop] * (FOREARM_PALM_SHARE + (1 - FOREARM_PALM_SHARE)
+                                                                     * share)
+
+
 def forearm_palm_weights(loop_palm: np.ndarray, num_arm_vertices: int) -> np.ndarray:
     """Palm weights of the forearm's vertices (synth/forearm.py layout: rings of len(loop_palm) vertices,
     the first the wrist loop itself, then a pole): each ring repeats the loop's weights, fading smoothly

@@ -276,6 +276,6 @@ def region_weights(model, render_mesh=None) -> dict:
     if render_mesh is None:
         points, faces = template, model.faces
     else:
-        points, faces = render_mesh.densify(template), render_mesh.faces
-        w = np.asarray(render_mesh.S @ w)
+        points, faces = render_mesh.rest_vertices(model), render_mesh.faces
+        w = render_mesh.vertex_weights(model)
     return region_weights_at(points, vertex_normals(points, faces), w, keypoints)

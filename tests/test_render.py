@@ -64,16 +64,14 @@ def test_keypoints_2d_are_the_projection_of_the_3d_ones(realistic_set, realistic
 def _scene_geometry(plan, pose, ann):
     """(vertices, faces, mask value per face) of what the annotation says stood before the camera: the dense
     hand, its forearm and the occluders (model frame), rebuilt from the recorded draws."""
-    from synth.forearm import forearm_faces
     from synth.occluders import occluder_mesh
-    from synth.render_shard import posed_forearm
+    from synth.render_shard import arm_geometry
     from synth.shards import MASK_VALUES
 
-    dense = plan.render_mesh.densify(plan.vertices[pose])
+    dense = plan.dense(pose)
     parts = [(dense, plan.render_mesh.faces, MASK_VALUES["hand"])]
     if ann["forearm"]:
-        parts.append((posed_forearm(plan, pose, ann["forearm"], dense), forearm_faces(len(plan.wrist.indices)),
-                      MASK_VALUES["arm"]))
+        parts.append((*arm_geometry(plan, pose, ann["forearm"], dense), MASK_VALUES["arm"]))
     parts += [(*occluder_mesh(rec), MASK_VALUES["occluder"]) for rec in ann["occluders"]]
     verts, faces, values, offset = [], [], [], 0
     for v, f, value in parts:
@@ -102,7 +100,7 @@ def test_depth_and_mask_agree_with_the_geometry(realistic_set, realistic_set_spe
         mask = labels == MASK_VALUES["hand"]
         # the rendered (dense) hand's vertices that the z-buffer shows at their pixel (within 1.5 mm):
         # the rendered hand label and depth are there too
-        verts = plan.render_mesh.densify(plan.vertices[pose]) @ R.T + t
+        verts = plan.dense(pose) @ R.T + t
         px = np.round((verts @ K.T)[:, :2] / verts[:, 2:3]).astype(int)
         ok = (px >= 0).all(axis=1) & (px < res).all(axis=1)
         px, verts = px[ok], verts[ok]
@@ -158,7 +156,7 @@ def test_background_comes_from_the_hdri():
 
     plan = prepare(CFG)
     scene = scene_for(plan)
-    scene.set_vertices(plan.render_mesh.densify(plan.vertices[0]))
+    scene.set_vertices(plan.dense(0))
     view = plan.views[57]
     scene.set_camera(view.K, view.R, view.t)
     scene.set_skin(draw_skin(CFG, 0, 57))
@@ -317,7 +315,7 @@ def test_skin_parameters_reach_the_render():
 
     plan = prepare(CFG)
     scene = scene_for(plan)
-    scene.set_vertices(plan.render_mesh.densify(plan.vertices[0]))
+    scene.set_vertices(plan.dense(0))
     view = plan.views[0]
     scene.set_camera(view.K, view.R, view.t)
     scene.set_world(plan.usable_hdris[0], 0.0, 1.0)

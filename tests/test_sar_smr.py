@@ -427,14 +427,18 @@ def test_smr_overfits_rendered_samples(rendered_set, tmp_path, supervision, trai
     # by construction, bounded=True; the betas by their prior), and bones of a hand's proportions
     model = trainer.model.eval()
     template = bone_lengths(keypoint_template(model._hand_model))
+    # each bone within a factor 1.25 of the template's; with 2D keypoints alone nothing but the prior holds the
+    # 3D proportions, and the default hand's (OpenHand 2) betas at the prior box's corners reach 0.66-0.77 of
+    # its bones (OpenHand 1's: 0.46-0.74), so a factor 1.6 there
+    factor = 1.25 if full else 1.6
     with torch.no_grad():
         for batch in loader:
             out = model(batch["image"])
             r = prior_range(out["theta"], out["beta"])
             assert r["inside"], r
             for kp in out["keypoints_3d"].numpy():
-                ratio = bone_lengths(kp) / template   # each within a factor 1.25 of the template's
-                margin.check("bones' |log(length / template)|", np.abs(np.log(ratio)).max(), np.log(1.25), ratio)
+                ratio = bone_lengths(kp) / template
+                margin.check("bones' |log(length / template)|", np.abs(np.log(ratio)).max(), np.log(factor), ratio)
 
 
 @pytest.mark.slow
