@@ -82,6 +82,7 @@ class SculptedRenderMesh:
         self.template = np.asarray(data["v_template"], dtype=np.float64)
         self.weights = np.asarray(data["weights"], dtype=np.float64)
         self.model_vertices = np.asarray(data["model_vertices"], dtype=np.int64)
+        self.nail_mask = data.get("nail_mask")      # (N,) MakeHuman's fingernails, for the skin's regions
         n, v = len(self.template), len(self.model_vertices)
         self.M = sp.csr_matrix((np.ones(v), (np.arange(v), self.model_vertices)), shape=(v, n))
         dist, idx = cKDTree(self.template[self.model_vertices]).query(self.template, k=3)

