@@ -6,6 +6,7 @@ import tarfile
 
 import numpy as np
 import pytest
+from image_checks import assert_same_render
 from PIL import Image, ImageDraw
 
 from synth import meshops
@@ -230,8 +231,8 @@ def test_same_config_same_pixels_with_every_effect_on(realistic_set, realistic_s
     effects_on = 0
     for name in stored:
         if name.endswith(".png"):
-            np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(again[name]))),
-                                          np.asarray(Image.open(io.BytesIO(stored[name]))), err_msg=name)
+            assert_same_render(np.asarray(Image.open(io.BytesIO(again[name]))),
+                               np.asarray(Image.open(io.BytesIO(stored[name]))), name)
         elif name.endswith(".json"):
             ann = json.loads(stored[name])
             assert json.loads(again[name]) == ann, name
