@@ -84,11 +84,13 @@ def pose_arm(arm: BodyArm, angles: dict, dense_posed: np.ndarray, global_orient,
 def end_margin(posed_cam: np.ndarray, arm: BodyArm, K: np.ndarray, size: int, rows=None) -> float:
     """How far (share of the image size) the cut end's nearest point (or that of the arm's `rows`) lies
     outside the image; negative when some of it is inside; +inf when it is all behind the camera."""
+    from .raster import project
+
     pts = posed_cam[arm.far_loop if rows is None else rows]
     front = pts[:, 2] > 1e-6
     if not front.any():
         return np.inf
-    uv = pts[front, :2] / pts[front, 2:3] * K[0, 0] + K[:2, 2]
+    uv = project(pts[front], K)
     lo, hi = -0.5, size - 0.5
     outside = np.maximum.reduce([lo - uv[:, 0], lo - uv[:, 1], uv[:, 0] - hi, uv[:, 1] - hi])
     return float(outside.min() / size)

@@ -176,3 +176,20 @@ def winding_numbers(points, vertices, faces, chunk: int = 128, dtype=None):
         den = la * lb * lc + ab * lc + ac * lb + bc * la
         out.append(torch.atan2(det, den).sum(-1) / (2 * np.pi))
     return torch.cat(out, dim=-1).numpy()
+
+
+def smooth_vertex_values(values: np.ndarray, faces: np.ndarray, rounds: int) -> np.ndarray:
+    """(V, ...) per-vertex values after `rounds` steps of v <- (v + mean of the edge neighbours' v) / 2 (how
+    both OpenHands spread their skinning weights across joints)."""
+    import scipy.sparse as sp
+
+    values = np.asarray(values, dtype=np.float64)
+    faces = np.asarray(faces)
+    n = len(values)
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    adj = sp.csr_matrix((np.ones(2 * len(e)), (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(n, n))
+    adj.data[:] = 1.0
+    mean = sp.diags(1.0 / np.asarray(adj.sum(axis=1)).ravel()) @ adj
+    for _ in range(rounds):
+        values = 0.5 * values + 0.5 * (mean @ values)
+    return values

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import lsq_linear
 
+from ..meshops import smooth_vertex_values
 from .mesh import MANO_FINGER_JOINTS, HandMesh
 from .proportions import FINGERS
 
@@ -26,14 +27,6 @@ SMOOTHING_ROUNDS = 3
 def _smoothstep(x):
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
-
-
-def _adjacency(faces: np.ndarray, n: int) -> np.ndarray:
-    a = np.zeros((n, n))
-    for k in range(3):
-        a[faces[:, k], faces[:, (k + 1) % 3]] = 1
-        a[faces[:, (k + 1) % 3], faces[:, k]] = 1
-    return a
 
 
 def skinning_weights(mesh: HandMesh, segment_lengths: dict) -> np.ndarray:
@@ -62,10 +55,7 @@ def skinning_weights(mesh: HandMesh, segment_lengths: dict) -> np.ndarray:
     share = THENAR_SHARE * np.exp(-(dist / THENAR_RADIUS) ** 2)
     w[palm] *= (1 - share)[:, None]
     w[palm, 13] += share
-    adj = _adjacency(mesh.faces, n)
-    adj /= adj.sum(axis=1, keepdims=True)
-    for _ in range(SMOOTHING_ROUNDS):
-        w = 0.5 * w + 0.5 * adj @ w
+    w = smooth_vertex_values(w, mesh.faces, SMOOTHING_ROUNDS)
     w[w < 1e-9] = 0.0
     return w / w.sum(axis=1, keepdims=True)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse
 
+from synth.meshops import smooth_vertex_values
 from synth.simplify import quadric_decimate
 
 from . import source
@@ -102,14 +103,7 @@ def mano_weights(weights: np.ndarray, labels: list, faces: np.ndarray) -> np.nda
     out = np.zeros((len(weights), 16))
     for b, lab in enumerate(labels):
         out[:, source.ANNY_TO_MANO[lab]] += weights[:, b]
-    n = len(out)
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    adj = scipy.sparse.csr_matrix((np.ones(2 * len(e)), (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])),
-                                  shape=(n, n))
-    adj.data[:] = 1.0
-    mean = scipy.sparse.diags(1.0 / np.asarray(adj.sum(axis=1)).ravel()) @ adj
-    for _ in range(WEIGHT_SMOOTHING):
-        out = 0.5 * out + 0.5 * (mean @ out)
+    out = smooth_vertex_values(out, faces, WEIGHT_SMOOTHING)
     return out / out.sum(axis=1, keepdims=True)
 
 
