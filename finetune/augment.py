@@ -19,7 +19,10 @@ length, principal point). K' keeps its last row (0, 0, 1); it stays upper triang
 fx == fy and K has no skew, otherwise it gains small off-diagonal terms (still an exact
 projection). Depth z is unchanged by R, and root-relative points rotate by R.
 
-Colour jitter (brightness, contrast, saturation, hue) and the optional camera and sensor effects
+The draw (pretrain/augmentation.py, shared with pretraining) has the released MobRecon code's
+ranges: zoom 1.3 / (1.3 +- 0.2), rotation +-90 deg with probability 0.6, a shift within the hand
+box's slack, and the release's photometric steps. Colour (brightness, contrast, saturation, hue)
+and the optional camera and sensor effects
 (`camera`: exposure, white balance, motion blur, noise, JPEG, drawn per epoch; the renderer's own
 synth/camera_effects.py) change only the image.
 
@@ -34,64 +37,22 @@ SeedSequence([seed, epoch, index]) so a run is reproducible whatever the worker 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from finetune.datasets.base import apply_affine, project, warp_image
-from pretrain.image_ops import camera_augment, camera_settings, colour_jitter
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    scale: tuple = (0.9, 1.1)     # zoom factor range about the crop centre (>1 enlarges the hand)
-    rotation: float = 30.0        # degrees: theta ~ U(-rotation, rotation)
-    translation: float = 0.05     # shift per axis ~ U(-t, t) x crop size
-    brightness: float = 0.2       # factor ~ U(1 - b, 1 + b)
-    contrast: float = 0.2         # factor ~ U(1 - c, 1 + c) about the mean grey
-    saturation: float = 0.2       # factor ~ U(1 - s, 1 + s) about the pixel's grey
-    hue: float = 0.0              # rotation of the YIQ chroma by U(-h, h) x pi
-    camera: dict | None = None    # camera and sensor effects per draw (pretrain.image_ops.camera_settings)
-
-    def __post_init__(self):
-        camera_settings(self.camera)  # a bad setting fails here, before any data is read
-
-    @classmethod
-    def none(cls) -> "AugmentConfig":
-        return cls(scale=(1.0, 1.0), rotation=0.0, translation=0.0, brightness=0.0, contrast=0.0,
-                   saturation=0.0, hue=0.0)
-
-
-@dataclass(frozen=True)
-class AugmentParams:
-    scale: float = 1.0
-    angle: float = 0.0                          # degrees
-    shift: tuple = (0.0, 0.0)                   # pixels
-    colour: tuple = field(default=(1.0, 1.0, 1.0, 0.0))  # brightness, contrast, saturation, hue (x pi)
-
-
-def draw_params(config: AugmentConfig, rng: np.random.Generator, size: int) -> AugmentParams:
-    u = lambda r: float(rng.uniform(-r, r)) if r else 0.0  # noqa: E731
-    scale = float(rng.uniform(*config.scale)) if config.scale[0] != config.scale[1] else float(config.scale[0])
-    return AugmentParams(scale=scale, angle=u(config.rotation),
-                         shift=(u(config.translation) * size, u(config.translation) * size),
-                         colour=(1.0 + u(config.brightness), 1.0 + u(config.contrast), 1.0 + u(config.saturation),
-                                 u(config.hue)))
+from pretrain.augmentation import (AugmentConfig, AugmentParams, ColourParams, crop_warp,  # noqa: F401
+                                   draw_params, photometric)
+from pretrain.image_ops import camera_augment, camera_settings, colour_jitter  # noqa: F401
 
 
 def geometry(params: AugmentParams, size: int) -> tuple:
     """(A, R): the crop-pixel affine map (3x3) and the camera-frame rotation (3x3) of `params`."""
     th = np.deg2rad(params.angle)
     c, s = np.cos(th), np.sin(th)
-    ctr = (size - 1) / 2.0
-    R2 = params.scale * np.array([[c, -s], [s, c]])
-    A = np.eye(3)
-    A[:2, :2] = R2
-    A[:2, 2] = np.array([ctr, ctr]) + np.asarray(params.shift) - R2 @ np.array([ctr, ctr])
     R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    return A, R
+    return crop_warp(params, size), R
 
 
 def _warp_float_image(image: torch.Tensor, A: np.ndarray, size: int) -> torch.Tensor:
@@ -142,7 +103,7 @@ def augment(sample: dict, config: AugmentConfig, rng: np.random.Generator) -> tu
     params = draw_params(config, rng, size)
     A, R = geometry(params, size)
     out = apply_geometry(sample, A, R)
-    out["image"] = colour_jitter(out["image"], params.colour)
+    out["image"] = photometric(out["image"], params.colour)
     camera = camera_settings(config.camera)
     if camera is not None:  # drawn after this view's geometry and colour: without it every draw is as before
         out["image"] = camera_augment(out["image"], camera, rng)

@@ -12,10 +12,10 @@ not needed) and returns
 The crop is the square box around the 2D keypoints enlarged `crop_scale` times
 (1.5, the rule of every benchmark loader in finetune/datasets/base.py), mapped
 to S x S. Training crops are augmented in the same single affine warp: zoom,
-rotation about the crop centre, translation, then colour jitter (the
-parameters and ranges of finetune/augment.py's AugmentConfig). Augmentation
-is written here because pretrain sits below finetune in the dependency order
-(hdri <- synth <- pretrain <- finetune). The random draw of item i in epoch e
+rotation about the crop centre, translation, then the colour steps, drawn by
+pretrain/augmentation.py (the released MobRecon code's ranges), which
+finetune/augment.py uses too: pretrain sits below finetune in the dependency
+order (hdri <- synth <- pretrain <- finetune). The random draw of item i in epoch e
 comes from SeedSequence([seed, e, i]): the same whatever the DataLoader worker
 layout, and the same after a resume.
 
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +51,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .image_ops import camera_augment, camera_settings, colour_jitter, warp_image
+from .augmentation import AugmentConfig, crop_warp, draw_params, photometric
+from .image_ops import camera_augment, camera_settings, warp_image
 
 NUM_JOINTS = 21
 CROP_SCALE = 1.5
@@ -60,43 +60,8 @@ CROP_SCALE = 1.5
 PARENTS = [-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19]
 
 
-@dataclass(frozen=True)
-class Augment2D:
-    scale: tuple = (0.9, 1.1)     # zoom about the crop centre (>1 enlarges the hand)
-    rotation: float = 30.0        # degrees, U(-r, r)
-    translation: float = 0.05     # per axis, U(-t, t) x crop size
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-    hue: float = 0.0
-    camera: dict | None = None    # camera and sensor effects per epoch (pretrain.image_ops.camera_settings)
-
-    def __post_init__(self):
-        camera_settings(self.camera)  # a bad setting fails here, before any data is read
-
-    @classmethod
-    def none(cls) -> "Augment2D":
-        return cls((1.0, 1.0), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-
-    @classmethod
-    def from_value(cls, value) -> "Augment2D | None":
-        """True/None -> defaults, False -> None (no augmentation), a dict -> those fields."""
-        if value is False:
-            return None
-        if value is True or value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, dict):
-            known = set(cls.__dataclass_fields__)
-            bad = sorted(set(value) - known)
-            if bad:
-                raise ValueError(f"augment: unknown field(s) {bad}; fields: {sorted(known)}")
-            v = dict(value)
-            if "scale" in v:
-                v["scale"] = tuple(v["scale"])
-            return cls(**v)
-        raise ValueError(f"augment must be true, false or a dict of {sorted(cls.__dataclass_fields__)}, got {value!r}")
+# One augmentation for pretraining and fine-tuning: the released MobRecon code's ranges (pretrain/augmentation.py)
+Augment2D = AugmentConfig
 
 
 def crop_transform(keypoints_2d: np.ndarray, out_size: int, scale: float = CROP_SCALE) -> np.ndarray:
@@ -111,18 +76,9 @@ def crop_transform(keypoints_2d: np.ndarray, out_size: int, scale: float = CROP_
 
 
 def augment_transform(aug: Augment2D, rng: np.random.Generator, size: int) -> tuple:
-    """(A, colour): the crop-pixel affine map of one draw and (brightness, contrast, saturation, hue)."""
-    u = lambda r: float(rng.uniform(-r, r)) if r else 0.0  # noqa: E731
-    s = float(rng.uniform(*aug.scale)) if aug.scale[0] != aug.scale[1] else float(aug.scale[0])
-    th = math.radians(u(aug.rotation))
-    shift = np.array([u(aug.translation), u(aug.translation)]) * size
-    colour = (1.0 + u(aug.brightness), 1.0 + u(aug.contrast), 1.0 + u(aug.saturation), u(aug.hue))
-    R2 = s * np.array([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]])
-    ctr = np.full(2, (size - 1) / 2.0)
-    A = np.eye(3)
-    A[:2, :2] = R2
-    A[:2, 2] = ctr + shift - R2 @ ctr
-    return A, colour
+    """(A, colour): the crop-pixel affine map of one draw and its ColourParams."""
+    params = draw_params(aug, rng, size)
+    return crop_warp(params, size), params.colour
 
 
 def augmented_crop(img, A: np.ndarray, size: int, augment: Augment2D | None, camera, key: tuple) -> tuple:
@@ -136,8 +92,7 @@ def augmented_crop(img, A: np.ndarray, size: int, augment: Augment2D | None, cam
         A = A_aug @ A
     image = torch.from_numpy(warp_image(img, A, size).transpose(2, 0, 1).astype(np.float32) / 255.0)
     if rng is not None:
-        if colour != (1.0, 1.0, 1.0, 0.0):
-            image = colour_jitter(image, colour)
+        image = photometric(image, colour)
         if camera is not None:  # drawn after the geometry and colour: their draws stay as they were
             image = camera_augment(image, camera, rng)
     return image, A

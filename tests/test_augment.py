@@ -13,8 +13,8 @@ from finetune.datasets.base import project, warp_image
 from finetune.datasets.freihand import FreiHANDDataset
 from finetune.datasets.ho3d import HO3DDataset
 
-STRONG = AugmentConfig(scale=(0.8, 1.25), rotation=180.0, translation=0.1, brightness=0.3, contrast=0.3,
-                       saturation=0.3, hue=0.1)
+STRONG = AugmentConfig(scale=(0.8, 1.25), rotation=180.0, rotation_prob=1.0, translation=0.1, brightness=0.3,
+                       contrast=(0.7, 1.3), saturation=(0.7, 1.3), hue=18.0)
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +129,10 @@ def test_identity_and_colour_only(samples):
     np.testing.assert_allclose(same["image"].numpy(), s["image"].numpy(), atol=1e-5)
     for key in ("K", "keypoints_2d", "keypoints_3d", "vertices", "mano_pose"):
         np.testing.assert_allclose(np64(same[key]), np64(s[key]), rtol=1e-6, atol=1e-6)
-    colour = AugmentConfig(scale=(1.0, 1.0), rotation=0.0, translation=0.0, brightness=0.5, contrast=0.5,
-                           saturation=0.5, hue=0.2)
-    c, _, _ = augment(s, colour, np.random.default_rng(1))
+    colour = AugmentConfig(scale=(1.0, 1.0), rotation=0.0, translation=0.0, colour_prob=1.0)
+    c, A, _ = augment(s, colour, np.random.default_rng(1))
     assert not torch.allclose(c["image"], s["image"])
-    assert c["image"].min() >= 0.0 and c["image"].max() <= 1.0
+    np.testing.assert_allclose(A, np.eye(3), atol=1e-12)
     np.testing.assert_allclose(np64(c["keypoints_2d"]), np64(s["keypoints_2d"]), atol=1e-4)
     # brightness alone scales the image
     img = torch.rand(3, 8, 8) * 0.5

@@ -64,7 +64,7 @@ def test_finetune_augment_takes_the_same_camera_settings():
 
     sample = {"image": torch.full((3, 32, 32), 0.5), "has_mask": False, "mask": torch.zeros(32, 32, dtype=torch.bool),
               "K": torch.eye(3), "keypoints_3d": torch.ones(21, 3), "has_vertices": False, "has_mano": False}
-    cfg = AugmentConfig(brightness=0.0, contrast=0.0, saturation=0.0)   # geometry drawn, colour left alone
+    cfg = AugmentConfig(colour_prob=0.0)   # geometry drawn, colour left alone
     noisy = AugmentConfig(**{**cfg.__dict__, "camera": NOISY})
     a, A1, _ = augment(sample, cfg, np.random.default_rng(4))
     b, A2, _ = augment(sample, noisy, np.random.default_rng(4))

@@ -153,7 +153,7 @@ def test_crops_centre_the_hand_and_augmentation_is_reproducible(sketch):
     np.testing.assert_allclose((lo + hi) / 2, (S - 1) / 2, atol=1e-4)        # box centred
     assert (hi - lo).max() == pytest.approx(S / 1.5, rel=1e-4)                 # 1.5 x the keypoint box
     # the drawn wrist blob (dark grey) lies under the wrist label, in plain and augmented crops
-    aug = Pose2DSamples(reader, input_size=S, augment=Augment2D(brightness=0, contrast=0, saturation=0), seed=3)
+    aug = Pose2DSamples(reader, input_size=S, augment=Augment2D(colour_prob=0.0), seed=3)
     for item in (s, aug[5]):
         x, y = np.round(item["keypoints_2d"][0].numpy()).astype(int)
         assert item["image"][:, y, x].max() < 0.3
