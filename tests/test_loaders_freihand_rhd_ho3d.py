@@ -94,7 +94,7 @@ def assert_dots(s, min_value=0.6):
 def test_freihand_training_keypoints_vertices_and_versions(fh):
     root, truth = fh
     t = truth["training"]
-    ds = FreiHANDDataset(root, crop_size=128)
+    ds = FreiHANDDataset(root, crop_size=128, crop="full")
     n = len(t["xyz"])
     assert len(ds) == 4 * n
     A = crop_transform((111.5, 111.5), 224, 128)

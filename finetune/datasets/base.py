@@ -62,6 +62,42 @@ def box_crop(keypoints_2d: np.ndarray, out_size: int = CROP_SIZE, scale: float =
     return crop_transform((lo + hi) / 2.0, side, out_size)
 
 
+RELEASE_BOX_SCALE = 1.3  # MobRecon's release: the crop is the hand box x BASE_SCALE 1.3 (configs/defaults.py)
+
+
+def release_patch_transform(center, side: float, out_size: int) -> np.ndarray:
+    """The release's crop map without augmentation (utils/preprocessing.py, gen_trans_from_patch_cv): the
+    square of `side` pixels centred at `center` onto out_size pixels, `center` landing on out_size / 2
+    (OpenCV's warpAffine on integer pixel centres; half a pixel off crop_transform's (out_size - 1) / 2)."""
+    s = out_size / float(side)
+    cx, cy = center
+    return np.array([[s, 0.0, out_size / 2.0 - s * cx],
+                     [0.0, s, out_size / 2.0 - s * cy],
+                     [0.0, 0.0, 1.0]])
+
+
+def mask_box(mask: np.ndarray) -> tuple | None:
+    """(centre, side) of the release's hand box: the bounding rectangle of the mask's largest 8-connected
+    region (the release's largest external contour, cv2.boundingRect), made square by its longer side; its
+    centre is x + w / 2 as the release computes it. None for an empty mask."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(np.asarray(mask, dtype=bool), structure=np.ones((3, 3), dtype=int))
+    if n == 0:
+        return None
+    sizes = np.bincount(labels.ravel())[1:]
+    ys, xs = np.nonzero(labels == 1 + int(np.argmax(sizes)))
+    x, y = int(xs.min()), int(ys.min())
+    w, h = int(xs.max()) - x + 1, int(ys.max()) - y + 1
+    return (x + 0.5 * w, y + 0.5 * h), float(max(w, h))
+
+
+def release_mask_crop(mask: np.ndarray, out_size: int, scale: float = RELEASE_BOX_SCALE) -> np.ndarray | None:
+    """The release's training crop (mobrecon/datasets/freihand.py, comphand.py): the mask's square box x scale."""
+    box = mask_box(mask)
+    return None if box is None else release_patch_transform(box[0], box[1] * scale, out_size)
+
+
 def apply_affine(points_2d: np.ndarray, A: np.ndarray) -> np.ndarray:
     return points_2d @ A[:2, :2].T + A[:2, 2]
 

@@ -35,9 +35,13 @@ Re-derived from the official toolbox (lmb-freiburg/freihand):
 - FreiHAND's own keypoints (`mano_utils.get_keypoints_from_mesh_ch`) are MANO's 16 joints plus
   fingertip vertices 744, 320, 443, 555, 672, in the same FreiHAND order as the project's.
 
-Crop: FreiHAND images are already 224x224 crops centred on the hand, and the benchmark feeds the
-whole image, so `crop='full'` (default) resizes the whole image to the crop size; `crop='keypoints'`
-uses base.box_crop around the projected keypoints (training only: it needs labels).
+Crop (`crop`): 'release' (default) is the authors' released MobRecon / SAR loaders: evaluation
+images crop a fixed 100 px box at the image centre, enlarged 1.3 x (130 px of the 224), onto the
+crop size (mobrecon/datasets/freihand.py get_eval_sample; SAR's data/dataset.py the same);
+training images crop the mask's square bounding box x 1.3 (get_training_sample; the augmentation
+then varies it by +-0.2 of the box, finetune/augment.py). 'full' resizes the whole 224 px image
+(the hand is then about 0.58 x the size the released models see); 'keypoints' uses base.box_crop
+around the projected keypoints (it needs labels).
 """
 from __future__ import annotations
 
@@ -47,7 +51,8 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from .base import CROP_SIZE, DatasetFormatError, box_crop, crop_transform, project
+from .base import (CROP_SIZE, RELEASE_BOX_SCALE, DatasetFormatError, box_crop, crop_transform, project,
+                   release_mask_crop, release_patch_transform)
 from .registry import as_array, check_image, make_sample, read_image, read_json
 
 UNIQUE_TRAINING = 32560  # official db_size('training'): the image-id offset between versions
@@ -55,6 +60,8 @@ UNIQUE_EVALUATION = 3960
 VERSIONS = ("gs", "hom", "sample", "auto")
 SPLITS = ("training", "evaluation")
 ROOT_KEYPOINT = 9  # pose_by_root(..., root_id=9): FreiHAND's middle-finger MCP
+CROPS = ("release", "full", "keypoints")
+RELEASE_EVAL_BOX = 100  # release get_eval_sample: bbox = [w // 2 - 50, h // 2 - 50, 100, 100]
 
 
 def split_theta(theta) -> tuple:
@@ -93,12 +100,12 @@ class FreiHANDDataset(Dataset):
     name = "freihand"
 
     def __init__(self, root, split: str = "training", versions=VERSIONS, crop_size: int = CROP_SIZE,
-                 crop: str = "full", hand_model=None, load_vertices: bool = True,
+                 crop: str = "release", hand_model=None, load_vertices: bool = True,
                  version_offset: int = UNIQUE_TRAINING):
         if split not in SPLITS:
             raise ValueError(f"FreiHAND split must be one of {SPLITS}, got {split!r}")
-        if crop not in ("full", "keypoints"):
-            raise ValueError(f"crop must be 'full' or 'keypoints', got {crop!r}")
+        if crop not in CROPS:
+            raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
         self.root = Path(root)
         self.split = split
         self.crop_size = int(crop_size)
@@ -203,10 +210,7 @@ class FreiHANDDataset(Dataset):
         K = self.K[idx]
         xyz = None if self.xyz is None else self.xyz[idx]
         h, w = image.shape[:2]
-        if self.crop == "full":
-            A = crop_transform(((w - 1) / 2.0, (h - 1) / 2.0), float(max(w, h)), self.crop_size)
-        else:
-            A = box_crop(project(xyz, K), self.crop_size)
+        A = self.crop_map(w, h, mask, xyz, K)
         pose = betas = None
         if self.mano is not None:
             p, b, _, _ = split_theta(self.mano[idx])
@@ -217,6 +221,19 @@ class FreiHANDDataset(Dataset):
         return make_sample(image, A, K, xyz, out_size=self.crop_size, mask=mask, vertices=verts,
                            mano_pose=pose, mano_betas=betas if pose is not None else None,
                            dataset=self.name, sample_id=f"{self.split}/{image_id:08d}", topology="mano")
+
+    def crop_map(self, w: int, h: int, mask, xyz, K) -> np.ndarray:
+        """The 3x3 image -> crop map of one sample under `crop` (see the module doc)."""
+        if self.crop == "full":
+            return crop_transform(((w - 1) / 2.0, (h - 1) / 2.0), float(max(w, h)), self.crop_size)
+        if self.crop == "keypoints":
+            return box_crop(project(xyz, K), self.crop_size)
+        if mask is not None:
+            A = release_mask_crop(mask, self.crop_size)
+            if A is not None:
+                return A
+        # the release's fixed box: corner (w // 2 - 50, h // 2 - 50), so its centre is (w // 2, h // 2)
+        return release_patch_transform((w // 2, h // 2), RELEASE_EVAL_BOX * RELEASE_BOX_SCALE, self.crop_size)
 
     # ------------------------------------------------------------------ check
     @classmethod
