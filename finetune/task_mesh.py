@@ -9,10 +9,13 @@ Loss: sum of weight x term over the model's `loss_terms` (MobRecon: mesh, pose2d
 equation 9) plus, with `consistency`, equation 10 on two augmented views of each image:
 
     con3D = | R_12 V_1 - V_2 |_1   (root-relative vertices, in the decoder's 0.2 m units)
-    con2D = | T_12 L_1 - L_2 |_1   (2D keypoints, normalised crop coordinates)
+    con2D = | T_12 L_1 - L_2 |_1   (2D keypoints, [0, 1] crop units: pixels / S, as the release)
 
-The paper's total is the plain sum (all weights 1). With consistency on, both views are supervised
-too, so a batch of B items is 2B images.
+The paper's total (equation 11) is the plain sum; the release weighs normal 0.1 and edge 1.0
+(`loss_weights: release`, the default: the model's `release_weights`; `paper` gives every term 1)
+and switches con2D / con3D on only from epoch 5 (`consistency_from_epoch`; runner.py passes the
+augmentation parameters only when `epoch > 4`). With consistency on, both views are supervised too,
+so a batch of B items is 2B images, before and after the consistency terms start.
 
 Evaluation (per evaluation dataset): PA-MPJPE and PA-MPVPE (FreiHAND's Procrustes alignment,
 finetune.metrics.align), root-relative MPJPE, the 2D error in crop pixels, and the root error of
@@ -42,7 +45,9 @@ DEFAULTS = {
     "epoch_size": None,             # samples per epoch (None: the first dataset once, the rest by ratio)
     "augment": True,                # True, False, or a dict of finetune.augment.AugmentConfig fields
     "consistency": True,            # MobRecon's con2D / con3D on paired views
-    "weights": {},                  # term -> weight (default 1 for every term)
+    "consistency_from_epoch": 5,    # con2D / con3D from this epoch on (release runner.py: `self.epoch > 4`)
+    "loss_weights": "release",      # release: the model's release_weights (MobRecon: normal 0.1); paper: all 1
+    "weights": {},                  # term -> weight, over loss_weights' (e.g. {normal: 0.5})
     "mismatch": "error",            # meshes of another topology: 'error' or 'keypoints' (keypoints only)
 }
 
@@ -50,17 +55,9 @@ DEFAULTS = {
 def _augment_config(value):
     from finetune.augment import AugmentConfig
 
-    if value is False or value is None:
+    if value is None:
         return None
-    if value is True:
-        return AugmentConfig()
-    if isinstance(value, dict):
-        fields = set(AugmentConfig.__dataclass_fields__)
-        unknown = sorted(set(value) - fields)
-        if unknown:
-            raise ValueError(f"augment: unknown field(s) {unknown}; fields: {sorted(fields)}")
-        return AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
-    raise ValueError(f"augment must be true, false or a dict, got {value!r}")
+    return AugmentConfig.from_value(value)
 
 
 @register_task("mesh")
@@ -146,8 +143,16 @@ class MeshTask(Task):
         return out
 
     # -- loss
-    def weight(self, term: str) -> float:
-        return float(self.options["weights"].get(term, 1.0))
+    def weight(self, term: str, model=None) -> float:
+        """The weight of a loss term: `weights` over the `loss_weights` preset (release: the model's own)."""
+        preset = self.options["loss_weights"]
+        if preset not in ("release", "paper"):
+            raise ValueError(f"mesh: loss_weights must be 'release' or 'paper', got {preset!r}")
+        base = getattr(model, "release_weights", {}) if preset == "release" and model is not None else {}
+        return float(self.options["weights"].get(term, base.get(term, 1.0)))
+
+    def consistency_on(self) -> bool:
+        return bool(self.options["consistency"]) and self.epoch >= int(self.options["consistency_from_epoch"])
 
     def loss(self, model, batch) -> tuple:
         from finetune.models.base import run_model, unwrap
@@ -158,9 +163,9 @@ class MeshTask(Task):
         flat = concat_views(batch) if paired else batch
         pred = run_model(model, flat["image"], flat["K"])
         terms = inner.loss_terms(pred, flat)
-        if paired:
+        if paired and self.consistency_on():
             terms.update(consistency_terms(pred, batch, inner.input_size))
-        loss = sum(self.weight(k) * v for k, v in terms.items())
+        loss = sum(self.weight(k, inner) * v for k, v in terms.items())
         return loss, {k: v.detach() for k, v in terms.items()}
 
     def describe_batch(self, batch, indices) -> list:
@@ -218,11 +223,12 @@ def consistency_terms(pred: dict, batch: dict, input_size: int) -> dict:
     from finetune.models.base import VERTEX_SCALE
 
     B = batch["T_12"].shape[0]
-    v1, v2 = pred["vertices"][:B].float(), pred["vertices"][B:].float()
+    verts = pred.get("decoded", pred["vertices"])       # release (loss.py contrastive_loss_3d): the decoder's mesh
+    v1, v2 = verts[:B].float(), verts[B:].float()
     R = batch["R_12"].float()
     con3d = (torch.einsum("bij,bvj->bvi", R, v1) - v2).abs().mean() / VERTEX_SCALE
     T = batch["T_12"].float()
     l1, l2 = pred["keypoints_2d"][:B].float(), pred["keypoints_2d"][B:].float()
     mapped = torch.einsum("bij,bnj->bni", T[:, :2, :2], l1) + T[:, None, :2, 2]
-    con2d = (mapped - l2).abs().mean() * (2.0 / input_size)        # pixels -> normalised units
+    con2d = (mapped - l2).abs().mean() / input_size                # pixels -> [0, 1] units (release: loss.py)
     return {"con3d": con3d, "con2d": con2d}

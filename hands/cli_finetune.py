@@ -3,10 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from finetune.recipes import MOBRECON
+
 from .cli_pretrain import add_run_arguments, augment_setting, launch_training, resumed_config, run_settings
 
-# MobRecon's fine-tuning recipe (seed 001, section 4.1): Adam 1e-3, /10 at epoch 30, 38 epochs, batch 32
-RECIPE = {"epochs": 38, "batch_size": 32, "lr": 1e-3, "milestones": [30]}
+# MobRecon's fine-tuning recipe (seed 001, section 4.1): Adam 1e-3, /10 at epoch 30, 38 epochs, batch 32;
+# other model families start from their own release's (finetune/recipes.py)
+RECIPE = MOBRECON["train"]
+DEFAULT_MODEL = "mobrecon_densestack"
 
 
 def _key_values(items, what: str, parse=True) -> dict:
@@ -23,6 +27,7 @@ def _key_values(items, what: str, parse=True) -> dict:
 
 
 def config_from_args(args):
+    from finetune.recipes import recipe_for
     from pretrain.trainer import TrainConfig
 
     top = run_settings(args)
@@ -41,8 +46,12 @@ def config_from_args(args):
         return resumed
     if not args.data:
         raise ValueError("--data is required (NAME:ROOT[:RATIO], repeatable), unless --resume is given")
-    return TrainConfig.from_dict({**RECIPE, **top, "out": str(Path(args.out).resolve()), "task": "mesh",
-                                  "task_options": task}), None
+    recipe = recipe_for(task.get("model") or DEFAULT_MODEL)
+    options = {**recipe["task"], **task}
+    if isinstance(recipe["task"].get("augment"), dict) and isinstance(task.get("augment"), dict):
+        options["augment"] = {**recipe["task"]["augment"], **task["augment"]}   # --camera-augment adds to it
+    return TrainConfig.from_dict({**recipe["train"], **top, "out": str(Path(args.out).resolve()), "task": "mesh",
+                                  "task_options": options}), None
 
 
 def _cmd_finetune(args) -> None:
@@ -60,8 +69,10 @@ def _cmd_finetune(args) -> None:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "finetune", help="fine-tune a reconstruction model (MobRecon, CMR baseline, ...) on a mixture of datasets",
-        description="Mixed fine-tuning with the shared trainer. Defaults are MobRecon's recipe: 38 epochs, batch "
-                    "32, Adam lr 1e-3 divided by 10 at epoch 30, 128x128 input, consistency losses on. Datasets "
+        description="Mixed fine-tuning with the shared trainer. Defaults are the model family's released recipe "
+                    "(finetune/recipes.py); MobRecon's: 38 epochs, batch 32, Adam lr 1e-3 divided by 10 at epoch "
+                    "30, 128x128 input, consistency losses from epoch 5; SAR's: AdamW 3e-4 cosine, 50 epochs, "
+                    "batch 64, 256 px; CMR's: Adam 1e-4, 224 px. Datasets "
                     "are NAME:ROOT[:RATIO] (names: hands data list), e.g. --data freihand:~/data/FreiHAND:1.0 "
                     "--data complement:data/complement:0.5. Writes OUT/model.pt (hands predict / export-onnx "
                     "read it), metrics.json, pred_/gt_<split>.npz (hands evaluate reads them), scalars.csv, "

@@ -199,7 +199,7 @@ def add_run_arguments(p, epochs: int, batch: int, milestones: str) -> None:
     p.add_argument("--lr", type=float, help="initial learning rate (default 1e-3)")
     p.add_argument("--milestones", help=f"epochs where lr /= 10, comma list (default: {milestones})")
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--input-size", type=int, help="crop size in pixels (default 128)")
+    p.add_argument("--input-size", type=int, help="crop size in pixels (default 128; finetune: the model's recipe)")
     p.add_argument("--seed", type=int)
     p.add_argument("--max-steps", type=int, help="stop after this many steps in all")
     p.add_argument("--eval-every", type=int, help="steps between evaluations (default: every epoch)")

@@ -33,12 +33,14 @@ def heldout_split(pose_ids: list, heldout) -> tuple:
 
 
 def finetune(ctx, *, model: str = "mobrecon_densestack", epochs: int = 10, batch_size: int = 8, lr: float = 1e-3,
-             milestones: list | None = (), heldout_poses=(1400,), consistency: bool = True, augment: bool = True,
+             milestones: list | None = (), heldout_poses=(1400,), consistency: bool = True,
+             consistency_from_epoch: int = 5, augment: bool = True,
              from_pretrained: bool = True, extra_datasets: list = (), model_options: dict | None = None,
              input_size: int = 128, seed: int = 0, loader_workers: int = 0, folder: str = "finetune"):
     """Fine-tune a reconstruction model on the rendered shards (held-out poses for evaluation) mixed with
     `extra_datasets` (NAME:ROOT[:RATIO] specs, e.g. freihand:~/data/FreiHAND:1.0); milestones [] keeps lr
-    constant, null divides it by 10 at epochs x 1/4, 1/2, 3/4."""
+    constant, null divides it by 10 at epochs x 1/4, 1/2, 3/4; the consistency losses start at
+    `consistency_from_epoch` (the release's 5)."""
     import json
 
     from pretrain.trainer import TrainConfig, train
@@ -58,7 +60,8 @@ def finetune(ctx, *, model: str = "mobrecon_densestack", epochs: int = 10, batch
                                    *extra_datasets],
                       "eval_datasets": {"heldout_poses": {"name": "complement", "root": str(data),
                                                           "options": {"poses": held}}},
-                      "consistency": bool(consistency), "augment": bool(augment)})
+                      "consistency": bool(consistency), "consistency_from_epoch": int(consistency_from_epoch),
+                      "augment": bool(augment)})
     result = train(config)
     ctx.figure("model", f"{model}" + (f" from the pretrained encoder {Path(encoder).name}" if encoder
                                       else " from scratch"))

@@ -97,6 +97,7 @@ class TrainConfig:
     optimizer: str = "adam"          # adam | adamw | sgd
     weight_decay: float = 0.0
     milestones: list | None = None   # epochs where lr *= gamma; None: epochs x (1/4, 1/2, 3/4)
+    schedule: str = "step"           # step (milestones) | cosine (to 0 over the run, per step; SAR's release)
     gamma: float = 0.1
     seed: int = 0
     max_steps: int = 0               # stop after this many steps in all (0: epochs x steps per epoch)
@@ -137,6 +138,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise ValueError(f"optimizer must be adam, adamw or sgd, got {self.optimizer!r}")
+        if self.schedule not in ("step", "cosine"):
+            raise ValueError(f"schedule must be step or cosine, got {self.schedule!r}")
         for name in ("amp", "compile"):
             if getattr(self, name) not in ("auto", "on", "off"):
                 raise ValueError(f"{name} must be auto, on or off, got {getattr(self, name)!r}")
@@ -156,6 +159,7 @@ class Task:
     def __init__(self, config: TrainConfig):
         self.config = config
         self.options = dict(config.task_options)
+        self.epoch = 0   # the trainer sets it before every epoch (e.g. for losses switched on later)
 
     def build_model(self) -> torch.nn.Module:
         raise NotImplementedError
@@ -349,6 +353,8 @@ class Trainer:
 
     def lr_at(self, step: int) -> float:
         """Learning rate of the step after `step` completed ones."""
+        if self.config.schedule == "cosine":  # SAR's release: CosineAnnealingLR over the whole run
+            return self.config.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
         epoch = step // self.steps_per_epoch
         return self.config.lr * self.config.gamma ** sum(epoch >= m for m in self.milestones)
 
@@ -451,6 +457,7 @@ class Trainer:
         try:
             while self.step < self.total_steps:
                 epoch, start = divmod(self.step, self.steps_per_epoch)
+                self.task.epoch = epoch
                 self.model.train()
                 for i, batch in enumerate(self._train_loader(epoch, start)):
                     index = start + i

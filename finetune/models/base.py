@@ -63,9 +63,14 @@ class MeshModel(nn.Module):
 
 
     def mesh_outputs(self, decoded: torch.Tensor, two_d: dict, keypoints_2d: torch.Tensor) -> dict:
-        """The output contract from decoder units (VERTEX_SCALE), the 2D branch's dict and its pixels."""
-        vertices, keypoints = self.root_relative(decoded * VERTEX_SCALE)
-        return {"vertices": vertices, "keypoints_3d": keypoints, "keypoints_2d": keypoints_2d, **two_d}
+        """The output contract from decoder units (VERTEX_SCALE), the 2D branch's dict and its pixels.
+
+        'decoded' is the decoder's mesh in metres before the shift to its regressed wrist: the release
+        (mobrecon_ds.py loss) supervises that one against the wrist-relative truth."""
+        decoded = decoded * VERTEX_SCALE
+        vertices, keypoints = self.root_relative(decoded)
+        return {"vertices": vertices, "keypoints_3d": keypoints, "keypoints_2d": keypoints_2d, "decoded": decoded,
+                **two_d}
 
 
 def unwrap(model):

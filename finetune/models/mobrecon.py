@@ -11,8 +11,10 @@
          (SpiralConv++ with `decoder='spiral'`, Table 4)
       -> root-relative mesh (778 x 3) and keypoints (joint regressor)
 
-Losses (section 3.4, `loss_terms`): L1 mesh, L1 2D pose (normalised coordinates; Gaussian-heatmap
-MSE for the heatmap variant), normal and edge-length losses (equation 9); the consistency losses
+Losses (section 3.4, `loss_terms`): L1 mesh, L1 2D pose (in [0, 1] crop units, pixels / S, as the
+release measures it; Gaussian-heatmap MSE for the heatmap variant), normal and edge-length losses
+(equation 9), weighed by the fine-tuning task (`RELEASE_WEIGHTS`: the release's normal 0.1, edge 1.0;
+the paper's plain sum with `loss_weights: paper`); the consistency losses
 con2D / con3D (equation 10) are computed by the fine-tuning task on two augmented views of one
 image (finetune/task_mesh.py), because they need both views' predictions.
 
@@ -44,8 +46,14 @@ def build_encoder_for(encoder: str, input_size: int, pretrained_encoder=None):
     return load_pretrained_encoder(pretrained_encoder)
 
 
+# release (mobrecon/models/mobrecon_ds.py, MobRecon_DS.loss): normal 0.1 (0.05 per view of the pair, summed),
+# edge 1.0 (0.5 per view), every other term 1; the paper's equation 11 is the plain sum
+RELEASE_WEIGHTS = {"normal": 0.1, "edge": 1.0}
+
+
 class MobRecon(MeshModel):
     reads_keypoints_3d = False   # mesh terms only where mesh_valid, pose2d on the 2D labels
+    release_weights = RELEASE_WEIGHTS
 
     def __init__(self, encoder: str = "densestack", input_size: int = 128, lifting: str = "mapreg",
                  decoder: str = "dsconv", hand_model="openhand", channels=DECODER_CHANNELS, spiral_length: int = 9,
@@ -54,7 +62,8 @@ class MobRecon(MeshModel):
         self.encoder = build_encoder_for(encoder, self.input_size, pretrained_encoder)
         c = int(self.encoder.latent_channels)
         self.two_d = TwoD(lifting, int(self.encoder.map_channels), c, self.input_size)
-        self.pose_pooling = PosePooling(c, "joint" if lifting == "heatmap" else "grid", joint_pooling)
+        self.pose_pooling = PosePooling(c, "joint" if lifting == "heatmap" else "grid", joint_pooling,
+                                        input_size=self.input_size)
         hierarchy = self.mesh_hierarchy()
         self.pvl = PVL(int(hierarchy.sizes[-1]), 21)
         self.decoder = MeshDecoder(hierarchy, self.pose_pooling.out_channels, channels, decoder, spiral_length)
@@ -82,7 +91,8 @@ def mesh_and_pose_terms(model, pred: dict, batch: dict) -> dict:
     S = model.input_size
     valid = batch["mesh_valid"].float()
     gt_v = batch["vertices_rel"].float() / VERTEX_SCALE
-    pr_v = pred["vertices"].float() / VERTEX_SCALE
+    # release (mobrecon_ds.py loss): the decoder's own mesh, not shifted to its regressed wrist first
+    pr_v = pred.get("decoded", pred["vertices"]).float() / VERTEX_SCALE
     per_sample = (pr_v - gt_v).abs().mean(dim=(1, 2))
     n = valid.sum().clamp(min=1.0)
     terms = {"mesh": (per_sample * valid).sum() / n,
@@ -95,7 +105,8 @@ def mesh_and_pose_terms(model, pred: dict, batch: dict) -> dict:
         err = (hm - target) ** 2 * vis.unsqueeze(-1)
         terms["pose2d"] = 100.0 * err.sum() / (vis.sum() * hm.shape[-1] * hm.shape[-2]).clamp(min=1.0)
     else:
-        err = (pred["positions"].float() - px_to_norm(batch["keypoints_2d"].float(), S)).abs() * vis
+        # release (mobrecon_ds.py, loss): L1 in [0, 1] crop units (pixels / S), half the normalised [-1, 1] error
+        err = (pred["positions"].float() - px_to_norm(batch["keypoints_2d"].float(), S)).abs() * vis / 2.0
         terms["pose2d"] = err.sum() / (2 * vis.sum()).clamp(min=1.0)
     return terms
 
