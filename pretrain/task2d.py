@@ -120,17 +120,27 @@ class HeatmapHead(nn.Module):
 
 
 class MapRegHead(nn.Module):
-    """Skip-fused small map -> one channel per keypoint -> each flattened -> shared MLP -> 2D (normalised)."""
+    """Skip-fused small map -> one channel per keypoint -> each flattened -> shared MLP -> 2D (normalised).
 
-    def __init__(self, in_channels: int, map_size: int, joints: int = NUM_JOINTS, hidden=(128, 64)):
+    style 'release' (default; mobrecon/models/densestack.py `reduce`, `uv_reg` with modules.py
+    linear_layer): the 1x1 reduction and the MLP without biases, Hardtanh(0, 4) between the layers;
+    'plain': biases and ReLU.
+    """
+
+    def __init__(self, in_channels: int, map_size: int, joints: int = NUM_JOINTS, hidden=(128, 64),
+                 style: str = "release"):
         super().__init__()
+        if style not in ("release", "plain"):
+            raise ValueError(f"MapReg style must be 'release' or 'plain', got {style!r}")
+        bias = style == "plain"
         self.map_size = int(map_size)
-        self.reduce = nn.Conv2d(in_channels, joints, 1)
+        self.reduce = nn.Conv2d(in_channels, joints, 1, bias=bias)
         layers, d = [], self.map_size ** 2
         for h in hidden:
-            layers += [nn.Linear(d, int(h)), nn.ReLU(inplace=True)]
+            act = nn.ReLU(inplace=True) if bias else nn.Hardtanh(0.0, 4.0)
+            layers += [nn.Linear(d, int(h), bias=bias), act]
             d = int(h)
-        layers.append(nn.Linear(d, 2))
+        layers.append(nn.Linear(d, 2, bias=bias))
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, maps: torch.Tensor) -> tuple:

@@ -14,10 +14,10 @@ align_corners=False convention; pretrain/task2d.py uses the same):
 The MapReg and heatmap heads are the pretraining heads (pretrain/task2d.py), so a pretrained
 head file fits them. Heatmap positions (for evaluation and root recovery) are the refined peaks.
 
-Pose pooling reads the encoder's latent map at S/32 after a 1x1 projection to F^e with C^e = 256
-channels (the authors' release has it, without BN or ReLU; for the stacked encoders the latent is
-already 256 wide, for a plain ResNet-50 it brings 2048 down to the paper's C^e): grid sampling takes F^e at the 21 positions
-(equation 2); joint-wise pooling multiplies F^e with each heatmap resized to F^e's size and
+Pose pooling reads the encoder's latent map F^e at S/32 (C^e = 256: the stacked encoders' latent,
+whose last 1x1 projection is the release's `mid_proj`; a plain ResNet-50's 2048 go through a 1x1
+projection first): grid sampling takes F^e at the 21 positions (equation 2) as the release does
+(align_corners=True, clamped); joint-wise pooling multiplies F^e with each heatmap resized to F^e's size and
 reduces space by max (Psi of equation 1; 'sum' is the other choice the paper names).
 
 PVL (equation 3): a learnable 49 x 21 lifting matrix M^l maps the (B, 21, C) pose-aligned
@@ -90,23 +90,31 @@ class TwoD(nn.Module):
 
 
 class PosePooling(nn.Module):
-    """Pose-aligned features (B, 21, C) from the latent map: grid sampling or joint-wise pooling."""
+    """Pose-aligned features (B, 21, C) from the latent map: grid sampling or joint-wise pooling.
 
-    def __init__(self, channels: int, mode: str = "grid", reduce: str = "max", out_channels: int = 256):
+    Grid sampling follows the release (mobrecon/models/modules.py, Reg2DDecode3D.index): the latent is
+    sampled directly (a 1x1 projection only where its width is not `out_channels`, e.g. ResNet-50's
+    2048) at the release's coordinates 2 u / S - 1 (= n - 1 / S in ours), clamped to [-1, 1], with
+    align_corners=True, so the image's corner pixels read the latent's corner cells.
+    """
+
+    def __init__(self, channels: int, mode: str = "grid", reduce: str = "max", out_channels: int = 256,
+                 input_size: int | None = None):
         super().__init__()
         if mode not in ("grid", "joint"):
             raise ValueError(f"pose pooling must be 'grid' or 'joint', got {mode!r}")
         if reduce not in ("max", "sum"):
             raise ValueError(f"joint-wise pooling reduces by 'max' or 'sum', got {reduce!r}")
         self.mode, self.reduce = mode, reduce
-        self.project = nn.Conv2d(channels, out_channels, 1)
+        self.project = nn.Identity() if int(channels) == int(out_channels) else nn.Conv2d(channels, out_channels, 1)
         self.out_channels = int(out_channels)
+        self.offset = 1.0 / float(input_size) if input_size else 0.0
 
     def forward(self, latent: torch.Tensor, two_d: dict) -> torch.Tensor:
         f = self.project(latent)
         if self.mode == "grid":
-            grid = two_d["positions"].to(f.dtype).unsqueeze(2)                       # (B, 21, 1, 2)
-            return F.grid_sample(f, grid, mode="bilinear", align_corners=False).squeeze(-1).transpose(1, 2)
+            grid = (two_d["positions"].to(f.dtype) - self.offset).clamp(-1.0, 1.0).unsqueeze(2)   # (B, 21, 1, 2)
+            return F.grid_sample(f, grid, mode="bilinear", align_corners=True).squeeze(-1).transpose(1, 2)
         hm = F.interpolate(two_d["heatmaps"].to(f.dtype), size=f.shape[-2:], mode="bilinear", align_corners=False)
         weighted = f.unsqueeze(1) * hm.unsqueeze(2)                                    # (B, 21, C, h, w)
         return weighted.amax(dim=(3, 4)) if self.reduce == "max" else weighted.sum(dim=(3, 4))

@@ -10,6 +10,12 @@ CMR ran scipy's BFGS per sample from t = (0, 0, 0.6). Here, batched in torch: th
 (algebraic) solution first, from (K_r - u K_3) (X_i + t) = 0 for the rows r = 1, 2 of K (exact
 when the keypoints fit; it holds for any K, also the skewed ones augmentation makes), then
 Gauss-Newton steps on the true reprojection error. Depths stay positive (z >= min_depth).
+
+Outliers, as MobRecon's release rejects them (mobrecon/tools/registration.py, `registration`: SLSQP on
+the same mean squared reprojection error, which the solve above minimises too): while the mean
+per-keypoint error |sum over x, y of (projection - u)| is above 2 px, keypoints whose error is not below
+mean + std are dropped and t is solved again, at most 5 solves, and never with fewer than 13 keypoints
+(the round that would leave fewer keeps its t). `outlier_rounds=1` solves once with every keypoint.
 """
 from __future__ import annotations
 
@@ -23,18 +29,43 @@ def _residuals(t, X, uv, K):
     return p[..., :2] / p[..., 2:3] - uv, p
 
 
+# release registration.py: at most 5 solves while the mean error exceeds 2 px, at least 13 keypoints kept
+OUTLIER_ROUNDS, OUTLIER_PX, MIN_KEPT = 5, 2.0, 13
+
+
 def recover_root(keypoints_rel: torch.Tensor, keypoints_2d: torch.Tensor, K: torch.Tensor, weights=None,
-                 iterations: int = 5, min_depth: float = 0.05) -> torch.Tensor:
+                 iterations: int = 5, min_depth: float = 0.05, outlier_rounds: int = OUTLIER_ROUNDS) -> torch.Tensor:
     """(B, 3) translation t with keypoints_rel + t in the camera frame (metres).
 
     keypoints_rel (B, N, 3) root-relative, keypoints_2d (B, N, 2) pixels, K (B, 3, 3); weights (B, N)
-    optional per-keypoint confidences.
+    optional per-keypoint confidences; outlier_rounds: the release's outlier rejection (module doc).
     """
     X = keypoints_rel.double()
     uv = keypoints_2d.double()
     K = K.double()
     B, N, _ = X.shape
     w = torch.ones(B, N, dtype=X.dtype, device=X.device) if weights is None else weights.double()
+    t = _solve(X, uv, K, w, iterations, min_depth)
+    active = torch.ones(B, dtype=torch.bool, device=X.device)
+    for _ in range(int(outlier_rounds) - 1):
+        r, _ = _residuals(t, X, uv, K)
+        err = r.sum(-1).abs()                                                        # (B, N), the release's
+        kept = w > 0
+        n = kept.sum(1).clamp(min=1)
+        mean = (err * kept).sum(1) / n
+        std = (((err - mean[:, None]) ** 2 * kept).sum(1) / n).sqrt()              # numpy's std (ddof 0)
+        select = kept & (err < (mean + std)[:, None])
+        active = active & (mean > OUTLIER_PX) & (select.sum(1) >= MIN_KEPT)
+        if not bool(active.any()):
+            break
+        w = torch.where(active[:, None], w * select, w)
+        t = torch.where(active[:, None], _solve(X, uv, K, w, iterations, min_depth), t)
+    return t.to(keypoints_rel.dtype)
+
+
+def _solve(X, uv, K, w, iterations: int, min_depth: float) -> torch.Tensor:
+    """The weighted reprojection fit: the linear solution, then Gauss-Newton steps."""
+    B, N, _ = X.shape
     # linear: rows (K_r - u_r K_3), r = 0, 1, each (B, N, 3); A t = -A X
     A = torch.stack([K[:, None, 0] - uv[..., 0:1] * K[:, None, 2],
                      K[:, None, 1] - uv[..., 1:2] * K[:, None, 2]], dim=2)           # (B, N, 2, 3)
@@ -52,7 +83,7 @@ def recover_root(keypoints_rel: torch.Tensor, keypoints_2d: torch.Tensor, K: tor
         H = Jw.transpose(1, 2) @ Jw
         step = _damped_solve(H, -(Jw.transpose(1, 2) @ rw), torch.zeros_like(t))
         t = _keep_in_front(t + step, X, min_depth)
-    return t.to(keypoints_rel.dtype)
+    return t
 
 
 def _damped_solve(H, g, prior):

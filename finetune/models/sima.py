@@ -75,7 +75,7 @@ class SiMABase(MeshModel):
         c = int(self.encoder.latent_channels)
         self.latent_channels, self.orient_dim = c, int(orient_dim)
         self.two_d = TwoD("mapreg", int(self.encoder.map_channels), c, self.input_size)
-        self.pose_pooling = PosePooling(c, "grid")
+        self.pose_pooling = PosePooling(c, "grid", input_size=self.input_size)
         hierarchy = self.mesh_hierarchy()
         self.pvl = PVL(int(hierarchy.sizes[-1]), 21)
         self.decoder = MeshDecoder(hierarchy, self.pose_pooling.out_channels, channels, "spiral", spiral_length)

@@ -25,9 +25,11 @@ from dataclasses import dataclass
 
 import torch
 
-# ImageNet statistics, the usual input normalisation of these backbones
+# ImageNet statistics, the usual input normalisation of the ResNet / MobileNet backbones
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
+# MobRecon's release (configs/defaults.py IMG_MEAN 0.5, IMG_STD 0.5; utils/vis.py base_transform): the stacks'
+HALF = (0.5, 0.5, 0.5)
 
 
 @dataclass
@@ -37,9 +39,9 @@ class EncoderFeatures:
     skips: list
 
 
-def normalise(images: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(MEAN, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+def normalise(images: torch.Tensor, mean=MEAN, std=STD) -> torch.Tensor:
+    mean = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
     return (images - mean) / std
 
 

@@ -28,14 +28,15 @@ BN + ReLU, residual when the width is kept) whose output is concatenated to its 
 SE is squeeze-and-excitation with hidden width min(C/2, 256).
 
 This is the structure of the authors' released DenseStack_Backnone (HandMesh repository),
-re-derived and re-written; the differences are deliberate and do not change any count by more
-than 0.1 %: SE uses FC biases and no BatchNorm1d (so it trains with a batch of one), the
+re-derived and re-written. SE is the release's (`se='release'`, the default: FCs without bias,
+BatchNorm1d, Hardtanh(0, 4); it needs 2+ images per training batch); `se='plain'` is the earlier
+choice (FC biases, ReLU, no BatchNorm1d: it trains with a batch of one). Deliberately left out: the
 modules the released code builds but never runs (SE after down 3 and the bottleneck blocks of
 stack 1) are not built, and the MapReg head (1x1 24->21, MLP) belongs to the pretraining /
 reconstruction heads, not to the encoder.
 
 Table 1 ("Mult-Adds and #Param are w.r.t. the 2D encoding network") counts everything above
-except `map_decoder`: stem .. stack 2's encoder and the latent projection, 6.57M parameters and
+except `map_decoder`: stem .. stack 2's encoder and the latent projection, 6.58M parameters and
 372.99M Mult-Adds at 128x128 with `pretrain.complexity` (paper: 6.6M / 373.0M). The decoder half
 of stack 2 plus the MapReg head is Table 2's "2D part" of MapReg (ours 1.47M / 47.5M; paper
 1.4M / 47.5M), and the sum equals Table 4's overall model minus its 3D decoder
@@ -47,8 +48,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Encoder, EncoderFeatures, normalise
-from .layers import DWSeparable, Reorg, SqueezeExcite, conv_bn_act, upsample2
+from .base import HALF, Encoder, EncoderFeatures, normalise
+from .layers import DWSeparable, ReleaseSqueezeExcite, Reorg, SqueezeExcite, conv_bn_act, upsample2
+
+SE_KINDS = {"release": ReleaseSqueezeExcite, "plain": SqueezeExcite}
 
 
 class DenseBlock(nn.Module):
@@ -75,22 +78,22 @@ class DenseBlock(nn.Module):
 class UpStep(nn.Sequential):
     """Decoder step of an hourglass: DW unit c_in->c_out, DW unit (two depth-wise 3x3) c_out->c_out, SE."""
 
-    def __init__(self, c_in: int, c_mid: int, c_out: int):
-        super().__init__(DWSeparable(c_in, c_mid), DWSeparable(c_mid, c_out, n_dw=2), SqueezeExcite(c_out))
+    def __init__(self, c_in: int, c_mid: int, c_out: int, se=SqueezeExcite):
+        super().__init__(DWSeparable(c_in, c_mid), DWSeparable(c_mid, c_out, n_dw=2), se(c_out))
 
 
 class DenseDown(nn.Module):
     """Encoder half of a DenseStack hourglass: returns (d1 at S/8, d2 at S/16, d3 at S/32) for an
     S/4 input of width c."""
 
-    def __init__(self, c: int, se_last: bool, bottleneck_blocks: int):
+    def __init__(self, c: int, se_last: bool, bottleneck_blocks: int, se=SqueezeExcite):
         super().__init__()
         self.dense1 = DenseBlock(c, [c // 2] * 2)
-        self.se1 = SqueezeExcite(2 * c)
+        self.se1 = se(2 * c)
         self.dense2 = DenseBlock(2 * c, [c // 2] * 4)
-        self.se2 = SqueezeExcite(4 * c)
+        self.se2 = se(4 * c)
         self.dense3 = DenseBlock(4 * c, [c] * 4)
-        self.se3 = SqueezeExcite(8 * c) if se_last else nn.Identity()
+        self.se3 = se(8 * c) if se_last else nn.Identity()
         self.bottleneck = nn.Sequential(*[DenseBlock(8 * c, [6 * c, 2 * c], keep_input=False)
                                           for _ in range(bottleneck_blocks)])
 
@@ -104,11 +107,11 @@ class DenseDown(nn.Module):
 class DenseUp(nn.Module):
     """Decoder half: S/32 -> S/16 (+ d2) -> S/8 (+ d1) -> `out` channels at S/8."""
 
-    def __init__(self, c: int, out: int):
+    def __init__(self, c: int, out: int, se=SqueezeExcite):
         super().__init__()
-        self.up1 = UpStep(8 * c, 4 * c, 4 * c)
-        self.up2 = UpStep(4 * c, 2 * c, 2 * c)
-        self.up3 = UpStep(2 * c, 2 * c, out)
+        self.up1 = UpStep(8 * c, 4 * c, 4 * c, se)
+        self.up2 = UpStep(4 * c, 2 * c, 2 * c, se)
+        self.up3 = UpStep(2 * c, 2 * c, out, se)
 
     def forward(self, d1, d2, d3):
         u = upsample2(self.up1(d3)) + d2
@@ -123,8 +126,12 @@ class DenseStack(Encoder):
     # top-level modules that are not part of Table 1's "2D encoding network"
     table1_exclude = ("map_decoder",)
 
-    def __init__(self, input_size: int = 128, width: int = 128, map_channels: int = 24, latent_channels: int = 256):
+    def __init__(self, input_size: int = 128, width: int = 128, map_channels: int = 24, latent_channels: int = 256,
+                 se: str = "release"):
         super().__init__(input_size)
+        if se not in SE_KINDS:
+            raise ValueError(f"DenseStack se must be one of {sorted(SE_KINDS)}, got {se!r}")
+        se_block = SE_KINDS[se]
         c = width
         self.latent_channels = latent_channels
         self.map_channels = map_channels
@@ -133,16 +140,16 @@ class DenseStack(Encoder):
         self.stem = nn.Sequential(conv_bn_act(3, c // 2, 3, 2), DWSeparable(c // 2, c))
         self.reorg = Reorg()
         self.shrink = conv_bn_act(4 * c, c)
-        self.stack1_down = DenseDown(c, se_last=False, bottleneck_blocks=0)
-        self.stack1_up = DenseUp(c, map_channels)
+        self.stack1_down = DenseDown(c, se_last=False, bottleneck_blocks=0, se=se_block)
+        self.stack1_up = DenseUp(c, map_channels, se_block)
         self.remap = conv_bn_act(map_channels, map_channels)
         self.fuse = conv_bn_act(map_channels + c, c)
-        self.stack2_down = DenseDown(c, se_last=True, bottleneck_blocks=2)
+        self.stack2_down = DenseDown(c, se_last=True, bottleneck_blocks=2, se=se_block)
         self.latent = nn.Conv2d(8 * c, latent_channels, 1, bias=False)
-        self.map_decoder = DenseUp(c, map_channels)
+        self.map_decoder = DenseUp(c, map_channels, se_block)
 
     def forward(self, images: torch.Tensor) -> EncoderFeatures:
-        s2 = self.stem(normalise(images))
+        s2 = self.stem(normalise(images, HALF, HALF))   # the release's (x - 0.5) / 0.5
         f0 = self.shrink(self.reorg(s2))
         out1 = upsample2(self.stack1_up(*self.stack1_down(f0)), "bilinear")
         f1 = self.fuse(torch.cat([self.remap(out1), f0], dim=1))

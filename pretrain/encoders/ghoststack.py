@@ -56,7 +56,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Encoder, EncoderFeatures, normalise
+from .base import HALF, Encoder, EncoderFeatures, normalise
 from .layers import GhostBottleneck, GhostModule, Reorg, SqueezeExcite, conv_bn_act, make_divisible, upsample2
 
 # (kernel, expansion, out, SE, stride) per GhostNet 1.0x bottleneck
@@ -138,7 +138,7 @@ class LightStack(Encoder):
         return StackUp(self.make_up_step(c32, c16), self.make_up_step(c16, c8), self.make_up_step(c8, out))
 
     def forward(self, images: torch.Tensor) -> EncoderFeatures:
-        s2 = self.stem(normalise(images))
+        s2 = self.stem(normalise(images, HALF, HALF))   # the release's (x - 0.5) / 0.5
         f0 = self.shrink(self.reorg(s2))
         out1 = upsample2(self.stack1_up(*self.stack1_down(f0)), "bilinear")
         f1 = self.fuse(torch.cat([self.remap(out1), f0], dim=1))

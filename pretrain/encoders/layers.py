@@ -93,6 +93,28 @@ class SqueezeExcite(nn.Module):
         return x * s[:, :, None, None]
 
 
+class ReleaseSqueezeExcite(nn.Module):
+    """DenseStack's SE as the release builds it (mobrecon/models/densestack.py SenetBlock, modules.py
+    linear_layer): FC without bias -> BatchNorm1d -> Hardtanh(0, 4) -> FC without bias -> BatchNorm1d ->
+    sigmoid. Its BatchNorm1d needs two or more images per batch in training."""
+
+    def __init__(self, channels: int, hidden: int | None = None):
+        super().__init__()
+        hidden = hidden or min(channels // 2, 256)
+        self.fc1 = nn.Linear(channels, hidden, bias=False)
+        self.bn1 = nn.BatchNorm1d(hidden)
+        self.fc2 = nn.Linear(hidden, channels, bias=False)
+        self.bn2 = nn.BatchNorm1d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] < 2:
+            raise ValueError("DenseStack's release SE (BatchNorm1d) cannot train on one image per batch: use a batch "
+                             "of 2 or more per process, or the encoder setting se='plain'")
+        s = F.hardtanh(self.bn1(self.fc1(x.mean(dim=(2, 3)))), 0.0, 4.0)
+        s = torch.sigmoid(self.bn2(self.fc2(s)))
+        return x * s[:, :, None, None]
+
+
 class Reorg(nn.Module):
     """Space-to-depth by `factor` (default 2): no parameters, no multiply-adds."""
 
