@@ -15,7 +15,8 @@
    baked into the renders at their former strength; `camera+aug` is today's default look (a camera model
    at real cameras' strength) with that strength drawn as training-time augmentation every epoch
    (preset 'strong'), `camera+medium` with about half of it (preset 'medium'); `camera` the same look
-   without camera augmentation; `clean` no effects at all.
+   without camera augmentation; `clean` no effects at all; `camera+aug+upright` is `camera+aug` with the
+   geometry ranges used before the released code's (+-30 deg, zoom 0.9-1.1, shift +-5 %).
 3. With `--finetune-steps`, fine-tunes MobRecon from each pretrained encoder on the same renders and
    scores its 2D keypoints on the real frames too (the fine-tuned model's own 2D error).
 4. Writes OUT/results.json, OUT/results.md and OUT/curves.png: per arm the real 2D error (px in the
@@ -52,6 +53,11 @@ ARMS = {
     "camera+medium": {"look": "default", "augment": {"camera": CAMERA_AUGMENT_PRESETS["medium"]}},
     "camera": {"look": "default", "augment": True},
     "clean": {"look": "no_effects_occluders", "augment": True},
+    # today's look and camera augmentation with the geometry ranges before the release's (issue 22): +-30 deg
+    # always, zoom 0.9-1.1, shift +-5 % (every complement view is rolled fingers-up, so this keeps hands upright)
+    "camera+aug+upright": {"look": "default", "augment": {"camera": STRONG_CAMERA, "rotation": 30.0,
+                                                          "rotation_prob": 1.0, "spread": 0.0, "scale": [0.9, 1.1],
+                                                          "translation": 0.05}},
 }
 
 

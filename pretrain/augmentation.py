@@ -168,31 +168,23 @@ def crop_warp(params: AugmentParams, size: int) -> np.ndarray:
 def rgb_to_hsv(image: torch.Tensor) -> torch.Tensor:
     """(3, H, W) RGB -> H in degrees [0, 360), S = (max - min) / max, V = max (OpenCV's float convention)."""
     r, g, b = image
-    v = image.amax(0)
+    v, arg = image.max(0)
     d = v - image.amin(0)
-    s = torch.where(v != 0, d / torch.where(v != 0, v, torch.ones_like(v)), torch.zeros_like(v))
+    s = d / torch.where(v != 0, v, torch.ones_like(v))
     safe = torch.where(d != 0, d, torch.ones_like(d))
-    h = torch.where(v == r, 60.0 * (g - b) / safe,
-                    torch.where(v == g, 120.0 + 60.0 * (b - r) / safe, 240.0 + 60.0 * (r - g) / safe))
-    h = torch.where(d != 0, h, torch.zeros_like(h)) % 360.0
-    return torch.stack([h, s, v])
+    # the hue of the largest channel's sector: red 0, green 120, blue 240 deg
+    num = torch.stack([g - b, b - r, r - g]).gather(0, arg[None])[0]
+    h = (arg * 120.0 + 60.0 * num / safe) * (d != 0)
+    return torch.stack([h % 360.0, s, v])
 
 
 def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """The inverse of rgb_to_hsv: channel n (R, G, B = 5, 3, 1) is v - v s clamp(min(k, 4 - k), 0, 1),
+    k = (n + h / 60) mod 6."""
     h, s, v = hsv
-    h = (h % 360.0) / 60.0
-    c = v * s
-    x = c * (1 - (h % 2 - 1).abs())
-    z = torch.zeros_like(c)
-    sector = h.floor().clamp(0, 5).long()
-    table = [(c, x, z), (x, c, z), (z, c, x), (z, x, c), (x, z, c), (c, z, x)]
-    rgb = torch.zeros_like(hsv)
-    for k, (a, b_, c_) in enumerate(table):
-        m = sector == k
-        rgb[0] = torch.where(m, a, rgb[0])
-        rgb[1] = torch.where(m, b_, rgb[1])
-        rgb[2] = torch.where(m, c_, rgb[2])
-    return rgb + (v - c)
+    n = torch.tensor([5.0, 3.0, 1.0], dtype=hsv.dtype).view(3, 1, 1)
+    k = (n + h / 60.0) % 6.0
+    return v - v * s * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
 
 
 def photometric(image: torch.Tensor, colour: ColourParams) -> torch.Tensor:

@@ -99,6 +99,7 @@ def camera_augment(image: torch.Tensor, cfg, rng: np.random.Generator) -> torch.
 
     params = draw_effects(cfg, rng)
     noise_seed = int(rng.integers(2 ** 63 - 1))
-    lin = srgb_to_linear(image.permute(1, 2, 0).numpy()).astype(np.float32)
+    # the photometric steps may leave [0, 1] (the release does not clip); a sensor's values cannot
+    lin = srgb_to_linear(image.clamp(0.0, 1.0).permute(1, 2, 0).numpy()).astype(np.float32)
     out = apply_effects_linear(lin, np.zeros(lin.shape[:2], np.float32), params, 1.0, noise_seed)
     return torch.from_numpy(out.transpose(2, 0, 1).astype(np.float32) / 255.0)
