@@ -309,3 +309,14 @@ def test_densestack_se_mapreg_and_input_normalisation_follow_the_release():
     with pytest.raises(ValueError, match="se='plain'"):
         enc(torch.rand(1, 3, S, S))
     build_encoder("densestack", se="plain").train()(torch.rand(1, 3, S, S))
+
+
+def test_camera_effects_take_the_unclipped_photometric_output():
+    """The release's photometric steps leave [0, 1]; the camera effects after them clamp (a sensor cannot
+    record negative light), so their sRGB curve never sees a negative value (which gave NaN)."""
+    from pretrain.image_ops import CAMERA_AUGMENT_PRESETS, camera_augment, camera_settings
+
+    img = photometric(torch.rand(3, 32, 32), ColourParams(brightness=-32 / 255, contrast=1.5))
+    assert img.min() < 0 and img.max() > 1
+    out = camera_augment(img, camera_settings(CAMERA_AUGMENT_PRESETS["strong"]), np.random.default_rng(0))
+    assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
