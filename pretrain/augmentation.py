@@ -15,7 +15,9 @@ silent; each line below names the release's place:
 | hue | HSV H + U(-18, 18) deg, p 0.5 (RandomHue) | `hue`, `colour_prob` |
 
 The release leaves colour values outside [0, 1] (it normalises without clipping); so does
-`photometric`. A rotation is drawn before its probability is tested, as in the release, so the
+`photometric`. SAR's release (data/processing.py) draws differently: every sample rotated
+U(-180, 180), box x U(0.9, 1.1), shift U(-10, 10) px, each channel x U(0.8, 1.2) clipped
+(`channel_gain`); finetune/recipes.py sets those for SAR. A rotation is drawn before its probability is tested, as in the release, so the
 other draws do not depend on whether the image rotates.
 """
 from __future__ import annotations
@@ -46,6 +48,7 @@ class AugmentConfig:
     saturation: tuple = (0.5, 1.5)  # HSV saturation multiplied
     hue: float = 18.0             # HSV hue shifted by U(-h, h) degrees
     colour_prob: float = 0.5      # each colour step's probability
+    channel_gain: float = 0.0     # SAR's release: each channel x U(1 - g, 1 + g), then clipped to [0, 1]
     camera: dict | None = None    # camera and sensor effects per draw (pretrain.image_ops.camera_settings)
 
     def __post_init__(self):
@@ -67,7 +70,7 @@ class AugmentConfig:
     @classmethod
     def none(cls) -> "AugmentConfig":
         return cls(scale=(1.0, 1.0), rotation=0.0, translation=0.0, brightness=0.0, contrast=(1.0, 1.0),
-                   saturation=(1.0, 1.0), hue=0.0)
+                   saturation=(1.0, 1.0), hue=0.0, channel_gain=0.0)
 
     @classmethod
     def from_value(cls, value) -> "AugmentConfig | None":
@@ -95,10 +98,12 @@ class ColourParams:
     contrast_first: bool = True   # contrast before (True) or after the HSV steps
     saturation: float = 1.0       # HSV S multiplied
     hue: float = 0.0              # degrees added to HSV H
+    gains: tuple = (1.0, 1.0, 1.0)  # per channel, then clipped (SAR's release)
 
     @property
     def identity(self) -> bool:
-        return self.brightness == 0.0 and self.contrast == 1.0 and self.saturation == 1.0 and self.hue == 0.0
+        return self.brightness == 0.0 and self.contrast == 1.0 and self.saturation == 1.0 and self.hue == 0.0 \
+            and tuple(self.gains) == (1.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,9 @@ def draw_params(config: AugmentConfig, rng: np.random.Generator, size: int) -> A
                           contrast_first=bool(rng.random() < 0.5),
                           contrast=_range_draw(rng, config.contrast, rng.random() < p),
                           saturation=_range_draw(rng, config.saturation, rng.random() < p),
-                          hue=float(rng.uniform(-config.hue, config.hue)) * (rng.random() < p) if config.hue else 0.0)
+                          hue=float(rng.uniform(-config.hue, config.hue)) * (rng.random() < p) if config.hue else 0.0,
+                          gains=tuple(float(g) for g in rng.uniform(1 - config.channel_gain, 1 + config.channel_gain, 3))
+                          if config.channel_gain else (1.0, 1.0, 1.0))
     return AugmentParams(scale=zoom, angle=angle, shift=shift, colour=colour)
 
 
@@ -201,4 +208,6 @@ def photometric(image: torch.Tensor, colour: ColourParams) -> torch.Tensor:
         img = hsv_to_rgb(hsv)
     if not colour.contrast_first:
         img = img * colour.contrast
+    if tuple(colour.gains) != (1.0, 1.0, 1.0):  # SAR's release (processing.py): channel gains, clipped
+        img = (img * torch.tensor(colour.gains, dtype=img.dtype).view(3, 1, 1)).clamp(0.0, 1.0)
     return img

@@ -97,7 +97,7 @@ class TrainConfig:
     optimizer: str = "adam"          # adam | adamw | sgd
     weight_decay: float = 0.0
     milestones: list | None = None   # epochs where lr *= gamma; None: epochs x (1/4, 1/2, 3/4)
-    schedule: str = "step"           # step (milestones) | cosine (to 0 over the run, per step; SAR's release)
+    schedule: str = "step"           # step (milestones) | cosine (to 0 over the epochs, per epoch; SAR's release)
     gamma: float = 0.1
     seed: int = 0
     max_steps: int = 0               # stop after this many steps in all (0: epochs x steps per epoch)
@@ -353,9 +353,9 @@ class Trainer:
 
     def lr_at(self, step: int) -> float:
         """Learning rate of the step after `step` completed ones."""
-        if self.config.schedule == "cosine":  # SAR's release: CosineAnnealingLR over the whole run
-            return self.config.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
         epoch = step // self.steps_per_epoch
+        if self.config.schedule == "cosine":  # SAR's release (base.py): CosineAnnealingLR(T_max=epochs), per epoch
+            return self.config.lr * 0.5 * (1.0 + math.cos(math.pi * min(epoch, self.config.epochs) / self.config.epochs))
         return self.config.lr * self.config.gamma ** sum(epoch >= m for m in self.milestones)
 
     # -- data

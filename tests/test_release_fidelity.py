@@ -196,18 +196,18 @@ def test_pose2d_is_measured_in_unit_crop_coordinates():
 
 
 def test_cosine_schedule_by_hand(tmp_path):
-    """SAR's release: CosineAnnealingLR: lr_t = lr / 2 (1 + cos(pi t / T)) over the run's T steps."""
+    """SAR's release (base.py, train.py): CosineAnnealingLR(T_max = epochs) stepped once per epoch:
+    lr_e = lr / 2 (1 + cos(pi e / E)), constant within an epoch."""
     from pretrain.trainer import Trainer
     from test_trainer import ToyTask, _config
 
     cfg = _config(tmp_path, epochs=4, schedule="cosine", optimizer="adamw")
     t = Trainer(cfg, task=ToyTask(cfg))
-    T = t.total_steps
-    assert t.lr_at(0) == pytest.approx(1e-2)
-    assert t.lr_at(T // 2) == pytest.approx(1e-2 * 0.5 * (1 + np.cos(np.pi * (T // 2) / T)))
-    assert t.lr_at(T) == pytest.approx(0.0, abs=1e-12)
-    lrs = [t.lr_at(k) for k in range(T + 1)]
-    assert all(a > b for a, b in zip(lrs, lrs[1:]))                     # falls every step, no milestones
+    spe = t.steps_per_epoch
+    expected = [1e-2 * 0.5 * (1 + np.cos(np.pi * e / 4)) for e in range(4)]     # 1e-2, 8.54e-3, 5e-3, 1.46e-3
+    for e, lr in enumerate(expected):
+        assert t.lr_at(e * spe) == pytest.approx(lr) and t.lr_at(e * spe + spe - 1) == pytest.approx(lr)
+    assert expected[1] == pytest.approx(8.5355e-3, rel=1e-4) and t.lr_at(4 * spe) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="schedule must be step or cosine"):
         _config(tmp_path, schedule="linear").check(require_task=False)
 
@@ -220,22 +220,29 @@ def test_recipes_follow_each_release():
                             "schedule": "step"}
     assert mob["task"]["consistency_from_epoch"] == 5 and mob["task"]["input_size"] == 128
     assert (sar["train"]["optimizer"], sar["train"]["lr"], sar["train"]["schedule"], sar["train"]["epochs"],
-            sar["train"]["batch_size"], sar["task"]["input_size"]) == ("adamw", 3e-4, "cosine", 50, 64, 256)
+            sar["train"]["batch_size"], sar["train"]["weight_decay"], sar["task"]["input_size"]) == \
+        ("adamw", 3e-4, "cosine", 50, 64, 0.01, 256)
     assert (cmr["train"]["lr"], cmr["task"]["input_size"]) == (1e-4, 224)
     assert recipe_for("smr_resnet34") == mob                             # no release of its own
 
 
-def test_dsconv_weights_start_xavier_uniform():
-    """conv/dsconv.py reset_parameters: xavier_uniform_ on the depth-wise kernel too: bound
-    sqrt(6 / (fan_in + fan_out)) = sqrt(6 / (9 + 9 C)), 0.051 for C = 256 (PyTorch's default: 1 / 3)."""
-    from finetune.mesh.ops import DSConv
+def test_dsconv_release_init_is_xavier_uniform():
+    """conv/dsconv.py reset_parameters (called by every SpiralDeblock, not the head): xavier_uniform_ on the
+    depth-wise kernel too: bound sqrt(6 / (fan_in + fan_out)) = sqrt(6 / (9 + 9 C)), 0.051 for C = 256.
+    A setting (`dsconv_init: release`), not the default: see finetune/models/mobrecon.py."""
+    from finetune.models import build_model
 
     torch.manual_seed(0)
-    conv = DSConv(256, 128, torch.zeros(98, 9, dtype=torch.long))
-    w = conv.depthwise.weight
+    model = build_model("mobrecon_densestack", dsconv_init="release")
+    first = model.decoder.convs[0]                                   # 256 -> 256 at the 98-vertex level
+    w = first.depthwise.weight
     bound = np.sqrt(6.0 / (9 + 9 * 256))
     assert w.abs().max().item() <= bound and w.abs().max().item() > 0.95 * bound
     assert w.std().item() == pytest.approx(bound / np.sqrt(3), rel=0.05)
+    head = model.decoder.head.depthwise.weight                       # the head keeps PyTorch's: 1 / sqrt(9)
+    assert head.abs().max().item() > np.sqrt(6.0 / (9 + 9 * 32))
+    default = build_model("mobrecon_densestack").decoder.convs[0].depthwise.weight
+    assert default.abs().max().item() > 2 * bound
 
 
 def test_pose_pooling_samples_the_latent_as_the_release():
@@ -320,3 +327,22 @@ def test_camera_effects_take_the_unclipped_photometric_output():
     assert img.min() < 0 and img.max() > 1
     out = camera_augment(img, camera_settings(CAMERA_AUGMENT_PRESETS["strong"]), np.random.default_rng(0))
     assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+def test_sar_recipe_draws_its_release_ranges():
+    """SAR's processing.py: every sample rotated U(-180, 180), box x U(0.9, 1.1), centre shift U(-10, 10) px of
+    the 130 px box (10 / 130 of the crop), channel gains U(0.8, 1.2) clipped, no photometric steps."""
+    from finetune.recipes import recipe_for
+
+    draws = _draws(AugmentConfig.from_value(recipe_for("sar_resnet34")["task"]["augment"]))
+    side = np.array([1 / d.scale for d in draws])
+    assert side.min() >= 0.9 - 1e-9 and side.max() <= 1.1 + 1e-9 and side.min() < 0.901 and side.max() > 1.099
+    angle = np.array([d.angle for d in draws])
+    assert np.all(angle != 0) and np.abs(angle).max() <= 180 and np.abs(angle).max() > 179
+    shift = np.abs(np.array([d.shift for d in draws]))
+    assert shift.max() <= S * 10 / 130 + 1e-9 and shift.max() > 0.99 * S * 10 / 130
+    gains = np.array([d.colour.gains for d in draws])
+    assert gains.min() >= 0.8 and gains.max() <= 1.2 and gains.min() < 0.801 and gains.max() > 1.199
+    assert all(d.colour.brightness == 0 and d.colour.contrast == 1 and d.colour.hue == 0 for d in draws)
+    px = photometric(torch.full((3, 1, 1), 0.9), draws[0].colour.__class__(gains=(1.2, 1.0, 0.5)))
+    np.testing.assert_allclose(px.view(3).numpy(), [1.0, 0.9, 0.45], atol=1e-6)     # clipped at 1

@@ -141,8 +141,11 @@ class DSConv(_SpiralOp):
         self.depthwise = nn.Conv1d(in_channels, in_channels, kernel_size=self.spiral_length,
                                    groups=in_channels, bias=False)
         self.pointwise = nn.Linear(in_channels, out_channels, bias=False)
-        # release (conv/dsconv.py, DSConv.reset_parameters): both weights Xavier-uniform; the release's
-        # (C, 1, 3, 3) depth-wise kernel has the fans of this (C, 1, 9) one
+        nn.init.xavier_uniform_(self.pointwise.weight)
+
+    def release_init(self) -> None:
+        """The release's reset_parameters (conv/dsconv.py): the depth-wise kernel Xavier-uniform too (its
+        (C, 1, 3, 3) kernel has the fans of this (C, 1, 9) one)."""
         nn.init.xavier_uniform_(self.depthwise.weight)
         nn.init.xavier_uniform_(self.pointwise.weight)
 
