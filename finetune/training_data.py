@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 
 # what the models' losses and evaluation read; the rest of a loader's sample stays behind
 KEYS = ("image", "K", "keypoints_2d", "keypoints_3d", "keypoints_3d_rel", "vertices_rel", "has_vertices",
-        "topology", "dataset", "sample_id")
+        "mask", "has_mask", "topology", "dataset", "sample_id")   # mask: CMR's silhouette loss
 
 
 def parse_spec(spec) -> dict:

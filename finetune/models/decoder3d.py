@@ -30,6 +30,17 @@ def graph_conv(kind: str, c_in: int, c_out: int, indices):
     return (DSConv if kind == "dsconv" else SpiralConv)(c_in, c_out, indices)
 
 
+def level_spirals(hierarchy, channels, spiral_length: int, spiral_dilation: int = 1) -> list:
+    """The spiral indices (LongTensor) of every level of `hierarchy`, after checking one width per level."""
+    from finetune.mesh.spiral import spirals_for
+
+    levels = len(hierarchy.up)
+    if len(channels) != levels:
+        raise ValueError(f"{len(channels)} decoder widths for a hierarchy of {levels} up-sampling steps")
+    return [torch.as_tensor(np.asarray(s), dtype=torch.long)
+            for s in spirals_for(hierarchy, length=spiral_length, dilation=spiral_dilation)]
+
+
 class MeshDecoder(nn.Module):
     """Coarsest-mesh features (B, V_mini, C) -> vertices (B, V, 3), through the hierarchy's up-sampling."""
 
@@ -37,13 +48,9 @@ class MeshDecoder(nn.Module):
                  spiral_length: int = 9, spiral_dilation: int = 1):
         super().__init__()
         from finetune.mesh.ops import Resample
-        from finetune.mesh.spiral import spirals_for
 
         levels = len(hierarchy.up)
-        if len(channels) != levels:
-            raise ValueError(f"{len(channels)} decoder widths for a hierarchy of {levels} up-sampling steps")
-        spirals = [torch.as_tensor(np.asarray(s), dtype=torch.long)
-                   for s in spirals_for(hierarchy, length=spiral_length, dilation=spiral_dilation)]
+        spirals = level_spirals(hierarchy, channels, spiral_length, spiral_dilation)
         self.upsample = nn.ModuleList()
         self.convs = nn.ModuleList()
         width = int(in_channels)
