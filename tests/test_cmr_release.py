@@ -255,18 +255,12 @@ def test_cmr_overfits_rendered_samples(rendered_set, tmp_path, train_seed, margi
     peaks late: at lr 1e-3 the 2D error was still at 0.59 of its start after 120 steps (PA-MPJPE at 0.20);
     at 2e-3 (seed 0, 2 threads) PA-MPJPE / px_2d went 45.7 mm / 72.0 px -> 18.8 / 44.4 at step 80, 13.1 / 34.1
     at 120, 9.9 / 26.7 at 160, 7.6 / 20.3 at 200."""
-    from finetune.model_eval import evaluate_loader
-    from pretrain.trainer import TrainConfig, Trainer
+    from pretrain.trainer import TrainConfig
+    from test_mobrecon import overfit_and_check
 
     spec = {"name": "complement", "root": str(rendered_set), "options": {"views": [0, 110]}}
     cfg = TrainConfig(task="mesh", out=str(tmp_path / "run"), epochs=200, batch_size=6, lr=2e-3, milestones=[],
                       num_workers=0, progress=False, checkpoint_every=0, eval_every=-1, log_every=1, seed=train_seed,
                       task_options={"model": "cmr_baseline", "datasets": [spec], "eval_datasets": {"train": spec},
                                     "augment": False, "consistency": False})
-    trainer = Trainer(cfg)
-    loader = trainer.eval_loaders(final=True)["train"]
-    before = evaluate_loader(trainer.model.eval(), loader, trainer.device)[0]
-    after = trainer.fit().metrics["train"]
-    assert before["samples"] == after["samples"] == 6
-    margin.check("pa_mpjpe after / before", after["pa_mpjpe_mm"] / before["pa_mpjpe_mm"], 0.5, (before, after))
-    margin.check("px_2d after / before", after["px_2d"] / before["px_2d"], 0.5, (before, after))
+    overfit_and_check(cfg, margin)

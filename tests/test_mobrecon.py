@@ -254,17 +254,22 @@ def test_overfitting_rendered_samples_drives_pa_mpjpe_down(rendered_set, tmp_pat
     their start. At lr 1e-3 the PA-MPJPE was still falling steadily at step 120 (49 -> 24 mm), so where a
     CPU's rounding delayed the descent a little the run ended above half its start; at 3e-3 it falls
     about twice as fast (44 mm at step 10, 24 at 60, 14 at 120), leaving room at the end."""
-    from finetune.model_eval import evaluate_loader
-    from pretrain.trainer import Trainer
-
     cfg = _config(tmp_path / "run", rendered_set, epochs=120, batch_size=6, lr=3e-3, seed=train_seed)
     spec = {"name": "complement", "root": str(rendered_set), "options": {"views": [0, 110]}}
     cfg.task_options.update(datasets=[spec], eval_datasets={"train": spec})
+    overfit_and_check(cfg, margin)
+
+
+def overfit_and_check(cfg, margin, samples: int = 6):
+    """Train `cfg` on its six renders; PA-MPJPE and the 2D error must fall below half their start."""
+    from finetune.model_eval import evaluate_loader
+    from pretrain.trainer import Trainer
+
     trainer = Trainer(cfg)
     loader = trainer.eval_loaders(final=True)["train"]
     before = evaluate_loader(trainer.model.eval(), loader, trainer.device)[0]
     after = trainer.fit().metrics["train"]
-    assert before["samples"] == after["samples"] == 6
+    assert before["samples"] == after["samples"] == samples
     margin.check("pa_mpjpe after / before", after["pa_mpjpe_mm"] / before["pa_mpjpe_mm"], 0.5, (before, after))
     margin.check("px_2d after / before", after["px_2d"] / before["px_2d"], 0.5, (before, after))
 
