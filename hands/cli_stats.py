@@ -3,32 +3,10 @@
 Counted by `pretrain.complexity` (forward hooks; conv and linear multiply-accumulates per
 image only, as MobRecon's Table 1). For the stacked encoders a second pair of columns gives
 Table 1's scope (the network without the second stack's map decoder) next to the paper's
-figures. Full reconstruction models come from `finetune.models.MODELS` when that module
-exists. torch is imported only when the command runs, so `hands --help` stays light.
+figures. Full reconstruction models come from `finetune.models.MODELS`. torch is imported
+only when the command runs, so `hands --help` stays light.
 """
 from __future__ import annotations
-
-
-def _models():
-    """finetune.models.MODELS (name -> class, factory or "module:attr"), or None if there is none yet."""
-    import importlib
-
-    try:
-        mod = importlib.import_module("finetune.models")
-    except ModuleNotFoundError as err:
-        if err.name in ("finetune.models", "finetune"):
-            return None, None
-        raise
-    return getattr(mod, "MODELS", None), getattr(mod, "build_model", None)
-
-
-def _resolve(ref):
-    import importlib
-
-    if isinstance(ref, str) and ":" in ref:
-        module, attr = ref.split(":")
-        return getattr(importlib.import_module(module), attr)
-    return ref
 
 
 def _params(n) -> str:
@@ -54,14 +32,15 @@ def _encoder_rows(names, size):
                f"{paper[0] / 1e6:.1f}M / {_macs(paper[1])}" if paper else "-")
 
 
-def _model_rows(models, build_model, names, size):
+def _model_rows(names, size):
     import torch
 
+    from finetune.models import build_model
     from pretrain.complexity import count_complexity
 
     for name in names:
         try:
-            model = build_model(name) if build_model is not None else _resolve(models[name])()
+            model = build_model(name)
             s = int(getattr(model, "input_size", size) or size)
             c = count_complexity(model, inputs=torch.rand(1, 3, s, s))
             yield ("model", name, str(s), _params(c.params), _macs(c.macs), "-", "-", "-")
@@ -70,32 +49,30 @@ def _model_rows(models, build_model, names, size):
 
 
 def run(args) -> None:
+    from finetune.models import model_names as registered_models
     from pretrain.encoders import REGISTRY
 
     if args.input_size <= 0 or args.input_size % 32:
         raise ValueError(f"--input-size must be a positive multiple of 32, got {args.input_size}")
     enc_names = list(REGISTRY)
-    models, build_model = _models()
-    model_names = list(models) if models else []
+    model_names = registered_models()
     if args.only:
         key = args.only.strip().lower().replace("-", "_")
-        if key not in enc_names and args.only not in model_names:
+        if key not in enc_names and key not in model_names:
             raise ValueError(f"--only {args.only!r}: not a registered encoder ({', '.join(enc_names)}) "
-                             f"or model ({', '.join(model_names) or 'none registered yet'})")
+                             f"or model ({', '.join(model_names)})")
         enc_names = [key] if key in enc_names else []
-        model_names = [args.only] if args.only in model_names else []
+        model_names = [key] if key in model_names else []
 
     header = ("kind", "name", "input", "params", "Mult-Adds", "T1 params", "T1 Mult-Adds", "paper Table 1 (128)")
     rows = [header]
     rows.extend(_encoder_rows(enc_names, args.input_size))
-    rows.extend(_model_rows(models, build_model, model_names, args.input_size))
+    rows.extend(_model_rows(model_names, args.input_size))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     print("Mult-Adds: conv + linear multiply-accumulates per image (BN, activations, additions, pooling, "
           "interpolation not counted). T1: Table 1's scope of MobRecon (without the second stack's map decoder).")
-    if models is None:
-        print("models: finetune.models is not there yet; encoders only.")
 
 
 def add_parser(subparsers) -> None:

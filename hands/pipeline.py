@@ -10,7 +10,8 @@ A pipeline file looks like
           - pose_space: {check: base}
 
 Stages run in order in one output folder; each stage reads what earlier stages
-produced (`ctx.need(...)`) and adds its own outputs. The runner writes
+produced (`ctx.need(...)`) and adds its own outputs; the stages are the entries of
+`hands.stages.STAGES` (a `pretrain.registry.Registry`, passed below as `registry`). The runner writes
 `summary.json` and `report.html` (figures and pictures of every stage) at the end.
 """
 from __future__ import annotations
@@ -82,7 +83,7 @@ def load_pipelines(path: Path | str | None = None) -> dict:
     return data["pipelines"]
 
 
-def parse_stages(name: str, spec: dict, registry: dict) -> list:
+def parse_stages(name: str, spec: dict, registry) -> list:
     """[(stage name, settings)] of a pipeline, every stage and setting checked."""
     stages = spec.get("stages") if isinstance(spec, dict) else None
     if not isinstance(stages, list) or not stages:
@@ -106,17 +107,16 @@ def stage_settings(fn) -> dict:
             if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
-def check_settings(stage: str, settings: dict, registry: dict) -> None:
-    if stage not in registry:
-        raise PipelineError(f"unknown stage '{stage}'; stages: {', '.join(sorted(registry))}")
-    known = stage_settings(registry[stage])
+def check_settings(stage: str, settings: dict, registry) -> None:
+    """PipelineError for a stage `registry` lacks ("unknown stage ...") or a setting the stage lacks."""
+    known = stage_settings(registry.get(stage))
     unknown = sorted(set(settings) - set(known))
     if unknown:
         raise PipelineError(f"stage '{stage}' has no setting {', '.join(map(repr, unknown))}; "
                             f"settings: {', '.join(f'{k} (default {v!r})' for k, v in known.items()) or 'none'}")
 
 
-def apply_overrides(stages: list, overrides: list, registry: dict) -> list:
+def apply_overrides(stages: list, overrides: list, registry) -> list:
     """--set stage.key=value (value parsed as YAML) on every occurrence of the stage."""
     for item in overrides:
         if "=" not in item or "." not in item.split("=", 1)[0]:

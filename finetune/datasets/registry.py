@@ -2,6 +2,7 @@
 
 Registry
 --------
+`DATASETS` is a `pretrain.registry.Registry`; the functions below wrap it.
 `register(name, cls)` adds a loader; `cls` is a class or a lazy reference
 "package.module:ClassName" (imported on first use, so `hands --help` and
 `import finetune` stay light). `get(name)` returns the class; a name that is
@@ -31,16 +32,17 @@ that `keypoints_2d == project(keypoints_3d, K)` holds by construction).
 """
 from __future__ import annotations
 
-import importlib
 import json
 import pickle
 from pathlib import Path
 
 import numpy as np
 
+from pretrain.registry import Registry
+
 from .base import CROP_SIZE, DatasetFormatError, project, warp_image
 
-_BUILTIN = {
+DATASETS = Registry("dataset", {
     "freihand": "finetune.datasets.freihand:FreiHANDDataset",
     "rhd": "finetune.datasets.rhd:RHDDataset",
     "ho3d": "finetune.datasets.ho3d:HO3DDataset",
@@ -50,42 +52,23 @@ _BUILTIN = {
     "mobrecon_complement": "finetune.datasets.mobrecon_complement:MobReconComplementDataset",
     "complement": "finetune.datasets.complement:ComplementShardsDataset",
     "coco_hand": "finetune.datasets.coco_hand:CocoHandDataset",
-}
-_REGISTRY: dict = dict(_BUILTIN)
-
-
-def _key(name: str) -> str:
-    return str(name).strip().lower()
+}, discover="finetune.datasets.{}")
 
 
 def register(name: str, cls) -> None:
     """Add (or replace) a loader: a Dataset class with `check(root) -> list[str]`, or 'module:Class'."""
     if not isinstance(cls, (str, type)):
         raise TypeError(f"register({name!r}, ...): expected a class or 'module:Class', got {type(cls).__name__}")
-    _REGISTRY[_key(name)] = cls
+    DATASETS.register(name, cls)
 
 
 def names() -> list:
-    return sorted(_REGISTRY)
+    return DATASETS.names()
 
 
 def get(name: str):
     """The loader class registered under `name` (case-insensitive)."""
-    key = _key(name)
-    if key not in _REGISTRY:
-        try:
-            importlib.import_module(f"finetune.datasets.{key.replace('-', '_')}")
-        except ModuleNotFoundError as err:
-            if err.name != f"finetune.datasets.{key.replace('-', '_')}":
-                raise
-    if key not in _REGISTRY:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(names())}")
-    cls = _REGISTRY[key]
-    if isinstance(cls, str):
-        module, _, attr = cls.partition(":")
-        cls = getattr(importlib.import_module(module), attr)
-        _REGISTRY[key] = cls
-    return cls
+    return DATASETS.get(name)
 
 
 def create(name: str, root, **kwargs):
@@ -163,20 +146,6 @@ def check_image(path, what: str, problems: list) -> bool:
 
 
 # ---------------------------------------------------------------- sample assembly
-
-def topology_of(hand_model) -> str:
-    """A sample's 'topology': 'mano' for a MANO model file, else the model's template hash."""
-    return "mano" if str(getattr(hand_model, "name", "")).upper() == "MANO" else hand_model.template_hash
-
-
-def resolve_hand_model(hand_model):
-    """None, a HandModel, or anything HandModel() accepts ('mano', 'openhand', a path)."""
-    if hand_model is None or hasattr(hand_model, "forward"):
-        return hand_model
-    from synth.hand_model import HandModel
-
-    return HandModel(hand_model)
-
 
 def make_sample(image: np.ndarray, A: np.ndarray, K: np.ndarray, keypoints_3d: np.ndarray, *,
                 out_size: int = CROP_SIZE, mask: np.ndarray | None = None, vertices: np.ndarray | None = None,

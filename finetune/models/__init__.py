@@ -1,6 +1,7 @@
 """Reconstruction models by name, and the model files fine-tuning writes.
 
-    MODELS                      name -> factory ("module:attr", imported on first use)
+    MODELS                      name -> factory (a pretrain.registry.Registry of "module:attr", imported on first use)
+    model_names()               the registered names, in the order above
     build_model(name, **kw)     a model; keywords go to the factory (encoder, input_size, hand_model, ...)
     save_model(path, model)     the weights with what rebuilds them (name, keywords, hand model, topology)
     load_model(path)            the model of such a file, in eval mode
@@ -19,10 +20,11 @@ and offers `loss_terms(pred, batch) -> {name: tensor}` (the unweighted terms of 
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
-MODELS = {
+from pretrain.registry import Registry
+
+MODELS = Registry("model", {
     "mobrecon_densestack": "finetune.models.mobrecon:mobrecon_densestack",
     "mobrecon_ghoststack": "finetune.models.mobrecon:mobrecon_ghoststack",
     "mobrecon_resnet18": "finetune.models.mobrecon:mobrecon_resnet18",
@@ -39,16 +41,9 @@ MODELS = {
     "csr_resnet50": "finetune.models.csr:csr_resnet50",
     "sima_mvr": "finetune.models.sima:sima_mvr",
     "sima_svr": "finetune.models.sima:sima_svr",
-}
+})
 
 MODEL_FORMAT = "hands-model/1"
-
-
-def _resolve(ref):
-    if isinstance(ref, str):
-        module, attr = ref.split(":")
-        return getattr(importlib.import_module(module), attr)
-    return ref
 
 
 def model_names() -> list:
@@ -57,10 +52,8 @@ def model_names() -> list:
 
 def build_model(name: str, **kw):
     """Build a registered model: `build_model("mobrecon_densestack", input_size=128)`."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; models: {', '.join(MODELS)}")
-    model = _resolve(MODELS[name])(**kw)
-    model.registry_name = name
+    model = MODELS.get(name)(**kw)
+    model.registry_name = MODELS.normalise(name)
     model.build_kwargs = dict(kw)
     return model
 

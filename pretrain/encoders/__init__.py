@@ -1,12 +1,14 @@
 """Encoders by name.
 
-    REGISTRY                  name -> Encoder subclass (or factory taking input_size=...)
-    build_encoder(name, input_size=128, **kw)
-    register_encoder(name, factory), build_named_encoder(name, input_size), encoder_names()
-                              run-time registrations (tests, experiments) beside REGISTRY
+    REGISTRY                  the project's encoders: name -> Encoder subclass (or factory taking input_size=...)
+    ENCODERS                  REGISTRY plus run-time registrations (tests, experiments); what names resolve in
+    build_encoder(name, input_size=128, **kw), build_named_encoder(name, input_size)
+    register_encoder(name, factory), encoder_names()
     PAPER_TABLE1              name -> (parameters, Mult-Adds) of MobRecon's Table 1 at 128x128
     table1_scope(encoder)     the top-level modules Table 1 leaves out (the stacked encoders'
                               second-stack decoder, `map_decoder`; see `pretrain.complexity`)
+
+Names are case-insensitive and '-' reads as '_' ("ResNet18-Stack" is resnet18_stack).
 
 | name | what | latent (S=128) | maps2d | skips (S/2 .. S/32) |
 | --- | --- | --- | --- | --- |
@@ -20,11 +22,22 @@ Module imports are lazy: importing this package does not build anything.
 """
 from __future__ import annotations
 
-import importlib
-
+from ..registry import Registry
 from .base import MEAN, STD, Encoder, EncoderFeatures, normalise
 
-_LAZY = {
+
+class UnknownEncoderError(KeyError, ValueError):
+    """An encoder name that is not registered (a KeyError for registries, a ValueError for the CLI)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _key(name) -> str:
+    return str(name).strip().lower().replace("-", "_")
+
+
+REGISTRY = Registry("encoder", {
     "densestack": "pretrain.encoders.densestack:DenseStack",
     "ghoststack": "pretrain.encoders.ghoststack:GhostStack",
     "resnet18_stack": "pretrain.encoders.resnet:ResNet18Stack",
@@ -32,7 +45,8 @@ _LAZY = {
     "resnet18": "pretrain.encoders.resnet:resnet18",
     "resnet34": "pretrain.encoders.resnet:resnet34",
     "resnet50": "pretrain.encoders.resnet:resnet50",
-}
+}, normalise=_key, error=UnknownEncoderError)
+ENCODERS = Registry("encoder", normalise=_key, error=UnknownEncoderError, base=REGISTRY)
 
 # MobRecon Table 1: "Mult-Adds and #Param are w.r.t. the 2D encoding network", 128x128 input
 PAPER_TABLE1 = {
@@ -43,75 +57,24 @@ PAPER_TABLE1 = {
 }
 
 
-class UnknownEncoderError(KeyError, ValueError):
-    """An encoder name that is not registered (a KeyError for registries, a ValueError for the CLI)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
-def _resolve(ref):
-    if isinstance(ref, str):
-        module, attr = ref.split(":")
-        return getattr(importlib.import_module(module), attr)
-    return ref
-
-
-class _Registry(dict):
-    """name -> class; values given as "module:attr" strings are imported on first access."""
-
-    def __getitem__(self, name):
-        value = _resolve(super().__getitem__(name))
-        super().__setitem__(name, value)
-        return value
-
-    def get(self, name, default=None):
-        return self[name] if name in self else default
-
-    def values(self):
-        return [self[k] for k in self]
-
-    def items(self):
-        return [(k, self[k]) for k in self]
-
-
-REGISTRY: dict = _Registry(_LAZY)
-
-
-def _key(name: str) -> str:
-    return str(name).strip().lower().replace("-", "_")
-
-
 def build_encoder(name: str, input_size: int = 128, **kw) -> Encoder:
-    """Build a registered encoder: `build_encoder("densestack", input_size=128)`.
+    """Build an encoder by name: `build_encoder("densestack", input_size=128)`.
     Extra keywords go to the constructor (e.g. `width_mult=1.0` for ghoststack)."""
-    key = _key(name)
-    if key not in REGISTRY:
-        raise UnknownEncoderError(f"unknown encoder {name!r}; registered: {', '.join(REGISTRY)}")
-    return REGISTRY[key](input_size=input_size, **kw)
-
-
-# factories registered at run time (tests, experiments); looked up before REGISTRY, listed beside it
-EXTRA_ENCODERS: dict = {}
-
-
-def register_encoder(name: str, factory) -> None:
-    """Make `factory(input_size=...)` buildable by name for the pretraining task and encoder files."""
-    EXTRA_ENCODERS[name] = factory
-
-
-def encoder_names() -> list:
-    return sorted(set(EXTRA_ENCODERS) | set(REGISTRY))
+    return ENCODERS.get(name)(input_size=input_size, **kw)
 
 
 def build_named_encoder(name: str, input_size: int = 128) -> Encoder:
-    """A registered or run-time-registered encoder by name (what encoder files and the trainer store)."""
-    if name in EXTRA_ENCODERS:
-        return EXTRA_ENCODERS[name](input_size=input_size)
-    try:
-        return build_encoder(name, input_size=input_size)
-    except UnknownEncoderError:
-        raise UnknownEncoderError(f"unknown encoder {name!r}; encoders: {', '.join(encoder_names())}") from None
+    """An encoder by name (what encoder files and the trainer store)."""
+    return build_encoder(name, input_size=input_size)
+
+
+def register_encoder(name: str, factory) -> None:
+    """Make `factory(input_size=...)` buildable by name (tests, experiments), beside REGISTRY's encoders."""
+    ENCODERS.register(name, factory)
+
+
+def encoder_names() -> list:
+    return ENCODERS.names()
 
 
 def table1_scope(encoder) -> tuple:
@@ -119,5 +82,5 @@ def table1_scope(encoder) -> tuple:
     return tuple(getattr(encoder, "table1_exclude", ()))
 
 
-__all__ = ["REGISTRY", "PAPER_TABLE1", "Encoder", "EncoderFeatures", "MEAN", "STD", "UnknownEncoderError",
+__all__ = ["ENCODERS", "REGISTRY", "PAPER_TABLE1", "Encoder", "EncoderFeatures", "MEAN", "STD", "UnknownEncoderError",
            "build_encoder", "build_named_encoder", "encoder_names", "normalise", "register_encoder", "table1_scope"]
