@@ -45,6 +45,18 @@ def resolve_model_path(model: str | os.PathLike | None) -> Path:
     return path
 
 
+def resolve_hand_model(model):
+    """None, a HandModel (returned as it is), or anything HandModel() accepts ('mano', 'openhand', a path)."""
+    if model is None or isinstance(model, HandModel):
+        return model
+    return HandModel(model)
+
+
+def topology_tag(name: str, template_hash: str) -> str:
+    """'mano' for a model named MANO, else its template hash (a dataset.json records both)."""
+    return "mano" if str(name).upper() == "MANO" else str(template_hash)
+
+
 class HandModel(torch.nn.Module):
     def __init__(self, model: str | os.PathLike | None = OPENHAND, dtype=torch.float32):
         super().__init__()
@@ -80,6 +92,12 @@ class HandModel(torch.nn.Module):
     @property
     def num_vertices(self) -> int:
         return len(self.template)
+
+    @property
+    def topology(self) -> str:
+        """The tag a mesh of this model carries: 'mano' for MANO, else the template hash (DESIGN.md's
+        topology guard: vertex i of one model is not vertex i of another)."""
+        return topology_tag(self.name, self.template_hash)
 
     def forward(self, pose: torch.Tensor, betas: torch.Tensor | None = None):
         """Vertices (B, V, 3) and keypoints (B, 21, 3), metres, in the model frame."""

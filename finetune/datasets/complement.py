@@ -58,7 +58,9 @@ class ComplementShardsDataset(Dataset):
         if "template_hash" not in hm:
             raise DatasetFormatError(f"{self.root / 'dataset.json'}: hand_model lacks template_hash")
         self.hand_model_name = str(hm.get("name", ""))
-        self.topology = "mano" if self.hand_model_name.upper() == "MANO" else str(hm["template_hash"])
+        from synth.hand_model import topology_tag
+
+        self.topology = topology_tag(self.hand_model_name, hm["template_hash"])
         self._params = self._load_params()
         self.sample_pose_ids = self.reader.sample_pose_ids
         self.seed, self.epoch = int(seed), 0

@@ -100,9 +100,11 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
+from synth.hand_model import resolve_hand_model
+
 from .base import CROP_SCALE, CROP_SIZE, DatasetFormatError, box_crop, mirror_sample, project
 from .multiview import stack_views, with_camera
-from .registry import as_array, check_image, make_sample, read_image, require_file, resolve_hand_model, topology_of
+from .registry import as_array, check_image, make_sample, read_image, require_file
 
 SUBJECTS = (
     "20200709-subject-01", "20200813-subject-02", "20200820-subject-03", "20200903-subject-04",
@@ -296,7 +298,7 @@ class DexYCBDataset(Dataset):
         self.hand_model = resolve_hand_model(hand_model)
         if self.hand_model is not None:
             self._pca = pca_basis(self.hand_model)
-            self.topology = topology_of(self.hand_model)
+            self.topology = self.hand_model.topology
         else:
             self._pca, self.topology = None, "mano"
         self.serials = [SERIALS[i] for i in serial_ind]

@@ -45,11 +45,12 @@ around the projected keypoints (it needs labels).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from torch.utils.data import Dataset
+
+from synth.hand_model import resolve_hand_model
 
 from .base import (CROP_SIZE, RELEASE_BOX_SCALE, DatasetFormatError, box_crop, crop_transform, project,
                    release_mask_crop, release_patch_transform)
@@ -77,14 +78,6 @@ def root_from_mano(theta, K) -> np.ndarray:
     focal = 0.5 * (K[0, 0] + K[1, 1])
     uv = uv_root[0] - K[:2, 2]
     return np.array([uv[0], uv[1], focal]) / scale[0, 0]
-
-
-def _resolve_model(hand_model):
-    if hand_model is None or not isinstance(hand_model, (str, os.PathLike)):
-        return hand_model
-    from synth.hand_model import HandModel
-
-    return HandModel(hand_model)
 
 
 class FreiHANDDataset(Dataset):
@@ -117,7 +110,7 @@ class FreiHANDDataset(Dataset):
         if bad or not versions:
             raise ValueError(f"versions must be a non-empty subset of {VERSIONS}, got {versions!r}")
         self.versions = tuple(versions)
-        self.hand_model = _resolve_model(hand_model)
+        self.hand_model = resolve_hand_model(hand_model)
         self._load_annotations(load_vertices)
         if self.xyz is None and crop == "keypoints":
             raise ValueError(f"{self.root}: crop='keypoints' needs {split}_xyz.json (not present)")

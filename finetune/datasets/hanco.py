@@ -54,9 +54,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from synth.hand_model import resolve_hand_model
+
 from .base import CROP_SCALE, CROP_SIZE, DatasetFormatError, box_crop, project
 from .multiview import stack_views, with_camera
-from .registry import as_array, check_image, make_sample, read_image, read_json, resolve_hand_model, topology_of
+from .registry import as_array, check_image, make_sample, read_image, read_json
 
 NUM_CAMERAS = 8
 META_KEYS = ("is_train", "subject_id", "is_valid", "object_id", "has_fit")
@@ -155,7 +157,7 @@ class HanCoDataset(Dataset):
         self.crop_size, self.crop_scale = int(crop_size), float(crop_scale)
         self.multiview = bool(multiview)
         self.hand_model = resolve_hand_model(hand_model)
-        self.topology = topology_of(self.hand_model) if self.hand_model is not None else "mano"
+        self.topology = self.hand_model.topology if self.hand_model is not None else "mano"
         self.meta = read_meta(self.root)
         wanted = range(len(self.meta["is_train"])) if sequences is None else [int(s) for s in sequences]
         frames = []

@@ -47,10 +47,10 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from synth.hand_model import MANO_TO_FREIHAND
+from synth.hand_model import MANO_TO_FREIHAND, resolve_hand_model
 
 from .base import CROP_SIZE, DatasetFormatError, box_crop, project
-from .registry import as_array, check_image, make_sample, read_image, read_pickle, require_file, topology_of
+from .registry import as_array, check_image, make_sample, read_image, read_pickle, require_file
 
 SPLITS = {"train": "train.txt", "evaluation": "evaluation.txt"}
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
@@ -73,14 +73,6 @@ def encode_depth(depth_m: np.ndarray) -> np.ndarray:
     out[..., 0] = q & 255
     out[..., 1] = q >> 8
     return out
-
-
-def _resolve_model(hand_model):
-    if hand_model is None or not isinstance(hand_model, (str, Path)):
-        return hand_model
-    from synth.hand_model import HandModel
-
-    return HandModel(hand_model)
 
 
 def _rotvec_to_matrix(r):
@@ -113,7 +105,7 @@ class HO3DDataset(Dataset):
         self.root = Path(root)
         self.split = split
         self.crop_size = int(crop_size)
-        self.hand_model = _resolve_model(hand_model)
+        self.hand_model = resolve_hand_model(hand_model)
         self.list_path = self.root / SPLITS[split]
         self.frames = self._read_list(self.list_path)
         self.version = version or self._detect_version()
@@ -203,7 +195,7 @@ class HO3DDataset(Dataset):
         verts, topology = None, "mano"
         if self.hand_model is not None:
             verts = self.mano_vertices(anno["handPose"], anno["handBeta"], anno["handTrans"])
-            topology = topology_of(self.hand_model)
+            topology = self.hand_model.topology
         pose = anno["handPose"].copy()
         pose[:3] = _matrix_to_rotvec(OPENGL_TO_OPENCV @ _rotvec_to_matrix(pose[:3]))
         A = box_crop(project(kp3, K), self.crop_size)

@@ -19,11 +19,6 @@ VERTEX_SCALE = 0.2   # metres per decoder unit
 NUM_JOINTS = 21
 
 
-def hand_model_topology(hm) -> str:
-    """'mano' for the MANO model, else the template hash (the tag samples carry, finetune/datasets/base.py)."""
-    return "mano" if str(hm.name).upper() == "MANO" else str(hm.template_hash)
-
-
 class MeshModel(nn.Module):
     """Base of the reconstruction models: mesh constants of a hand model, root-relative outputs."""
 
@@ -34,11 +29,11 @@ class MeshModel(nn.Module):
 
     def __init__(self, hand_model="openhand", input_size: int = 128):
         super().__init__()
-        from synth.hand_model import HandModel
+        from synth.hand_model import resolve_hand_model
 
-        hm = hand_model if isinstance(hand_model, HandModel) else HandModel(hand_model)
+        hm = resolve_hand_model("openhand" if hand_model is None else hand_model)
         self.hand_model_name = hm.name
-        self.topology = hand_model_topology(hm)
+        self.topology = hm.topology
         self.input_size = int(input_size)
         self.num_vertices = int(hm.num_vertices)
         self.register_buffer("faces", torch.as_tensor(hm.faces, dtype=torch.long), persistent=False)
