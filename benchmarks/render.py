@@ -34,7 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synth.distribute import render_dataset  # noqa: E402
-from synth.render_config import RenderConfig, draw_skin, draw_world  # noqa: E402
+from synth.render_config import RenderConfig  # noqa: E402
+from synth.scene import draw_skin, draw_world  # noqa: E402
 from synth.render_shard import drop_scene, prepare, render_shard, scene_for  # noqa: E402
 
 

@@ -23,8 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synth.blender_scene import BlenderScene  # noqa: E402
-from synth.render_config import RenderConfig, draw_skin  # noqa: E402
-from synth.render_shard import forearm_skin_points, prepare, sample_arm  # noqa: E402
+from synth.render_config import RenderConfig  # noqa: E402
+from synth.render_shard import prepare  # noqa: E402
+from synth.scene import draw_skin, forearm_skin_points, sample_arm  # noqa: E402
 from synth.skin_regions import region_weights  # noqa: E402
 
 

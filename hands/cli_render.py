@@ -28,7 +28,24 @@ def parse_ids(text: str, total: int, what: str) -> list:
     return sorted(set(ids))
 
 
+def parse_sets(items) -> dict:
+    """['KEY=VALUE', ...] -> {KEY: VALUE parsed as YAML}."""
+    import yaml
+
+    out = {}
+    for item in items or ():
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE (a render setting), got '{item}'")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
 def config_from_args(args):
+    """The RenderConfig of a command line: --config FILE, then --set KEY=VALUE and the setting flags (whose
+    argparse dest is the RenderConfig field they set), a setting named by both being an error."""
+    from dataclasses import fields
+
     from synth.render_config import RenderConfig
 
     base = {}
@@ -36,26 +53,21 @@ def config_from_args(args):
         import yaml
 
         base = yaml.safe_load(Path(args.config).read_text()) or {}
-    over = {"seed": args.seed, "model": args.model, "resolution": args.resolution, "samples": args.samples,
-            "denoiser": args.denoiser, "device": args.device, "rgb_format": args.rgb_format,
-            "hdri_skies": args.skies, "threads": args.threads,
-            "hdri_folders": tuple(args.hdri_folder) if args.hdri_folder else None,
-            "hdri_heldout": tuple(args.heldout) if args.heldout else None,
-            "hdri_strict": True if args.strict else None, "hdri_split": args.hdri_split,
-            "forearm": False if args.no_forearm else None, "occluder_prob": args.occluders,
-            "camera_effects": args.camera_effects}
-    base.update({k: v for k, v in over.items() if v is not None})
-    return RenderConfig.from_dict(base)
+    sets = parse_sets(getattr(args, "set", None))
+    flags = {f.name: getattr(args, f.name) for f in fields(RenderConfig) if getattr(args, f.name, None) is not None}
+    both = sorted(set(sets) & set(flags))
+    if both:
+        raise ValueError(f"render setting(s) {both} given both by a flag and by --set; give each once")
+    return RenderConfig.from_dict({**base, **sets, **flags})
 
 
 def _cmd_render(args) -> None:
     from synth.distribute import estimate_seconds_per_image, plan_shards, render_dataset
-    from synth.poses import NUM_POSES
+    from synth.poses import num_poses
     from synth.rig import NUM_VIEWS
 
     cfg = config_from_args(args)
-    total_poses = NUM_POSES if not cfg.splay else 64 + 3 * 2016
-    pose_ids = parse_ids(args.poses, total_poses, "poses")
+    pose_ids = parse_ids(args.poses, num_poses(cfg.splay), "poses")
     view_ids = parse_ids(args.views, NUM_VIEWS, "views")
     out = Path(args.out)
     if args.dry_run:
@@ -92,30 +104,46 @@ def _cmd_render(args) -> None:
         print(f"preview: {path} ({args.preview} random samples at full size, with their label maps)")
 
 
+def _add_setting_flags(g) -> None:
+    """Shorthands for common settings, each with the RenderConfig field it sets as its dest (config_from_args
+    reads them by field name); a new setting needs none, --set reaches every field."""
+    g.add_argument("--seed", dest="seed", type=int)
+    g.add_argument("--model", dest="model",
+                   help="hand model: 'openhand' (default: OpenHand 2), 'openhand1', 'mano' or a path")
+    g.add_argument("--resolution", dest="resolution", type=int, help="image size in pixels (default 256)")
+    g.add_argument("--samples", dest="samples", type=int, help="Cycles samples per pixel (default 64)")
+    g.add_argument("--denoiser", dest="denoiser", choices=["oidn", "none"])
+    g.add_argument("--device", dest="device", choices=["auto", "cpu", "gpu"])
+    g.add_argument("--rgb-format", dest="rgb_format", choices=["png", "jpg"])
+    g.add_argument("--threads", dest="threads", type=int, help="Cycles threads per worker (default: all it sees)")
+    g.add_argument("--hdri-folder", dest="hdri_folders", action="append", metavar="HDRI_FOLDER",
+                   help="folder of .hdr/.exr environments (repeatable)")
+    g.add_argument("--skies", dest="hdri_skies", type=int, metavar="SKIES",
+                   help="number of procedural skies in the catalog (default 6)")
+    g.add_argument("--heldout", dest="hdri_heldout", action="append", metavar="HELDOUT",
+                   help="HDRI id kept out of training shards (repeatable)")
+    g.add_argument("--strict", dest="hdri_strict", action="store_const", const=True,
+                   help="stop on a bad HDRI file instead of skipping it")
+    g.add_argument("--hdri-split", dest="hdri_split", choices=["train", "heldout"],
+                   help="environments to draw from: 'train' (default) or 'heldout' for evaluation shards")
+    g.add_argument("--no-forearm", dest="forearm", action="store_const", const=False,
+                   help="render the hand alone (open wrist)")
+    g.add_argument("--occluders", dest="occluder_prob", type=float, metavar="P",
+                   help="share of samples with occluders (default 0.1)")
+    g.add_argument("--camera-effects", dest="camera_effects", choices=["auto", "on", "off"],
+                   help="camera and sensor effects: auto (default: on for the train split), on, off")
+
+
 def add_parser(sub) -> None:
     r = sub.add_parser("render", help="render complement-dataset shards (Blender; Ray for several workers)")
     r.add_argument("--out", required=True, help="dataset folder (shards/, tables, dataset.json)")
     r.add_argument("--poses", default="all", help="pose ids: 'all', '0:1520', '0,31,700' (default all)")
     r.add_argument("--views", default="all", help="view ids: 'all' (216), '0:36', '0,90' (default all)")
     r.add_argument("--config", help="YAML file of render settings (synth.render_config.RenderConfig)")
-    r.add_argument("--seed", type=int)
-    r.add_argument("--model", help="hand model: 'openhand' (default: OpenHand 2), 'openhand1', 'mano' or a path")
-    r.add_argument("--resolution", type=int, help="image size in pixels (default 256)")
-    r.add_argument("--samples", type=int, help="Cycles samples per pixel (default 64)")
-    r.add_argument("--denoiser", choices=["oidn", "none"])
-    r.add_argument("--device", choices=["auto", "cpu", "gpu"])
-    r.add_argument("--rgb-format", choices=["png", "jpg"])
-    r.add_argument("--threads", type=int, help="Cycles threads per worker (default: all it sees)")
-    r.add_argument("--hdri-folder", action="append", help="folder of .hdr/.exr environments (repeatable)")
-    r.add_argument("--skies", type=int, help="number of procedural skies in the catalog (default 6)")
-    r.add_argument("--heldout", action="append", help="HDRI id kept out of training shards (repeatable)")
-    r.add_argument("--strict", action="store_true", help="stop on a bad HDRI file instead of skipping it")
-    r.add_argument("--hdri-split", choices=["train", "heldout"],
-                   help="environments to draw from: 'train' (default) or 'heldout' for evaluation shards")
-    r.add_argument("--no-forearm", action="store_true", help="render the hand alone (open wrist)")
-    r.add_argument("--occluders", type=float, metavar="P", help="share of samples with occluders (default 0.1)")
-    r.add_argument("--camera-effects", choices=["auto", "on", "off"],
-                   help="camera and sensor effects: auto (default: on for the train split), on, off")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any RenderConfig setting, the value as YAML (repeatable): --set skin_run_length=1 "
+                        "--set 'hdri_strength=[0.8, 1.2]'")
+    _add_setting_flags(r.add_argument_group("render settings (shorthands: --set reaches every RenderConfig field)"))
     r.add_argument("--preview", type=int, metavar="N", default=0,
                    help="write OUT/preview.png: N random samples at full size with their label maps")
     r.add_argument("--workers", type=int, default=1,

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from pretrain.registry import Registry
 from synth.rig import RigConfig
 
 from . import stages_finetune, stages_pretrain, stages_sima
+from .pipeline import PipelineError
 
 
 def hand_model(ctx, *, model: str = "openhand"):
@@ -138,16 +140,21 @@ def hand_picture(ctx, *, poses: list = (0, 31, 1, 6, 24, 700), size: int = 256):
 
 def render(ctx, *, poses: list = (0, 31, 700), views: list = (0, 20, 45, 75, 110, 150, 180, 210),
            resolution: int = 128, samples: int = 16, workers: int = 2, skies: int = 2, seed: int = 0,
-           folder: str = "complement"):
-    """Render complement shards with Blender (Ray with `workers` local workers; 0: in-process)."""
+           folder: str = "complement", settings: dict | None = None):
+    """Render complement shards with Blender (Ray with `workers` local workers; 0: in-process). `settings`:
+    any other RenderConfig fields, e.g. {occluder_prob: 0.3, skin_run_length: 1}."""
     from synth.distribute import render_dataset
     from synth.render_config import RenderConfig
 
     # the model as the user named it ('openhand', 'mano' or a path): the dataset's config
     # hash must not depend on where the package is installed
     spec = ctx.need("model_spec", "hand_model")
-    cfg = RenderConfig(seed=seed, model=spec, resolution=resolution, samples=samples, hdri_skies=skies,
-                       threads=1 if workers > 1 else 0)
+    own = {"seed": seed, "model": spec, "resolution": resolution, "samples": samples, "hdri_skies": skies}
+    twice = sorted(set(own) & set(settings or {}))
+    if twice:
+        raise ValueError(f"render: settings {twice} are the stage's own (seed, resolution, samples, skies) or the "
+                         "hand_model stage's (model); set them there")
+    cfg = RenderConfig.from_dict({"threads": 1 if workers > 1 else 0, **own, **(settings or {})})
     root = ctx.out / folder
     summary = render_dataset(cfg, root, list(poses), list(views), workers=workers, progress=True)
     for line in summary.lines():
@@ -184,7 +191,8 @@ def render_preview(ctx, *, count: int = 12, columns: int = 6, realism: int = 8):
                            "label maps: hand white, forearm orange, occluders blue")
 
 
-STAGES = {
+# name -> stage function (a pretrain.registry.Registry; a new stage is a keyword-only function registered here)
+STAGES = Registry("stage", {
     "hand_model": hand_model,
     "pose_space": pose_space,
     "render_mesh": render_mesh,
@@ -198,4 +206,4 @@ STAGES = {
     "evaluate": stages_finetune.evaluate,
     "sima_mvr": stages_sima.sima_mvr,
     "sima_svr": stages_sima.sima_svr,
-}
+}, normalise=str, error=PipelineError)

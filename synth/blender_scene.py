@@ -8,6 +8,9 @@ writes one multilayer EXR with the Combined, Depth (planar camera z, metres)
 and Object Index passes (hand 1, arm 2, occluders 3), so RGB, depth and the
 labelled mask come from the same render; the RGB is the Combined
 pass through the sRGB transfer function (Blender's 'Standard' view transform).
+
+A sample is shown with one call, `apply(scene)` of a synth.scene.SampleScene;
+the setters it calls stay public for tests and benchmarks that place one part.
 """
 from __future__ import annotations
 
@@ -220,6 +223,18 @@ class BlenderScene:
         nt.links.new(colour.outputs["Result"], bsdf.inputs["Base Color"])
         nt.links.new(prop("occ_roughness"), bsdf.inputs["Roughness"])
 
+    def apply(self, scene) -> None:
+        """Show one sample (synth.scene.SampleScene): its hand, backdrop, world, skin, arm, occluders and
+        camera. What is unchanged since the last sample costs no Blender update."""
+        if not np.array_equal(scene.hand_vertices, self._hand_co):
+            self.set_vertices(scene.hand_vertices)
+        self.set_backdrop(scene.backdrop_image)
+        self.set_world(scene.hdri_entry, scene.world["rotation_deg"], scene.world["strength"])
+        self.set_skin(scene.skin)
+        self.set_forearm(scene.arm_vertices, scene.arm_skin_points)
+        self.set_occluders(scene.occluders)
+        self.set_camera(scene.K, scene.R, scene.t)
+
     def set_vertices(self, dense_vertices: np.ndarray) -> None:
         self._hand_co = np.asarray(dense_vertices, dtype=np.float64)
         self.mesh.vertices.foreach_set("co", self._hand_co.astype(np.float32).ravel())
@@ -227,7 +242,7 @@ class BlenderScene:
 
     def set_forearm(self, vertices: np.ndarray | None, skin_points: np.ndarray | None = None) -> None:
         """The posed forearm's vertices (synth.forearm layout) and, for the procedural skin, the points its
-        noise is painted at (synth.render_shard.forearm_skin_points); None: no forearm."""
+        noise is painted at (synth.scene.forearm_skin_points); None: no forearm."""
         self.arm.hide_render = vertices is None
         if vertices is None:
             return

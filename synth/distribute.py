@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field
 
 from .render_config import RenderConfig
-from .render_shard import prepare, render_shard, sample_key, write_dataset_tables
+from .render_shard import prepare, render_shard, write_dataset_tables
+from .shards import sample_key
 
 # measured on 2 CPU threads (benchmarks/render.py): seconds per image ~ A + B * samples * (res/256)^2
 COST_FIXED_S = 0.35

@@ -1,7 +1,7 @@
 """Random objects between the camera and the hand: the occlusions real hand images are full of.
 
 Per sample, with probability `occluder_prob`, 1 .. `occluder_max` objects are
-drawn (synth.render_config.draw_occluders calls `draw`). Each is aimed at a
+drawn (synth.scene.draw_occluders calls `draw`). Each is aimed at a
 random keypoint of the hand: its centre lies on the camera ray through that
 keypoint at U(0.55, 0.9) of the keypoint's depth, moved sideways by up to 0.7
 of its own size. So that it covers the hand partly rather than wholly, an

@@ -125,10 +125,16 @@ def pair_list(num_base: int = NUM_BASE) -> list:
     return list(combinations(range(num_base), 2))
 
 
+def num_poses(splay: bool = False) -> int:
+    """How many poses the pose space has: NUM_POSES (1520), or 64 + 3 * 2016 with splay."""
+    num_base = NUM_BASE * (2 if splay else 1)
+    return num_base + len(INTERPOLATION_T) * num_base * (num_base - 1) // 2
+
+
 def describe_pose(pose_id: int, splay: bool = False) -> dict:
     """What a pose id stands for: a base pose, or (pair, t)."""
     num_base = NUM_BASE * (2 if splay else 1)
-    total = num_base + len(INTERPOLATION_T) * num_base * (num_base - 1) // 2
+    total = num_poses(splay)
     if not 0 <= pose_id < total:
         raise ValueError(f"pose id {pose_id} out of range 0..{total - 1}")
     if pose_id < num_base:

@@ -3,7 +3,9 @@
 `prepare(cfg)` builds what every shard of a dataset shares (hand model, poses,
 rig, render mesh, HDRI catalog) once per process; `render_shard` renders the
 views of one pose in one persistent Blender scene and hands the samples to the
-shard writer, which makes the shard appear atomically.
+shard writer, which makes the shard appear atomically. One sample
+(`render_sample`) is synth.scene.draw_scene -> the Blender view's `apply` ->
+render -> `annotate`.
 """
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .render_config import (RenderConfig, draw_backdrop, draw_camera_effects, draw_forearm, draw_occluders,
-                            draw_skin, draw_world)
+from .render_config import RenderConfig
+from .scene import SampleScene, draw_scene
+from .shards import sample_key
 from .skin import linear_to_srgb
 
 # a keypoint is visible when the surface seen at its pixel is at most this much
@@ -118,62 +121,12 @@ def drop_scene() -> None:
     _SCENES.clear()
 
 
-def sample_key(pose_id: int, view_id: int) -> str:
-    return f"{pose_id:04d}_{view_id:03d}"
-
-
-def posed_forearm(plan: DatasetPlan, pose_id: int, arm: dict, dense_posed: np.ndarray) -> np.ndarray:
-    """The sample's tube forearm (synth.forearm layout) in the model frame, joined to the posed wrist loop."""
-    from .forearm import forearm_rest, pose_forearm
-
-    rest = forearm_rest(plan.wrist, arm["length_m"], arm["taper"])
-    return pose_forearm(rest, plan.wrist, dense_posed, plan.poses[pose_id][:3], plan.root_joint)
-
-
-def sample_arm(plan: DatasetPlan, pose_id: int, view, dense_posed: np.ndarray, keypoints_cam: np.ndarray) -> tuple:
-    """(record, posed vertices in the model frame) of the sample's arm, or (None, None) without one: the
-    body's arm with drawn wrist angles (synth/body_arm.py) or the tube forearm (synth/forearm.py)."""
-    cfg = plan.cfg
-    if not cfg.forearm:
-        return None, None
-    if plan.arm is None:
-        arm = draw_forearm(cfg, pose_id, view.view_id)
-        return arm, posed_forearm(plan, pose_id, arm, dense_posed)
-    from .body_arm import draw_arm
-    from .render_config import arm_ranges, stream_rng
-
-    return draw_arm(stream_rng(cfg, pose_id, view.view_id, "forearm"), plan.arm, arm_ranges(cfg), dense_posed,
-                    plan.poses[pose_id][:3], plan.root_joint, keypoints_cam, view.R, view.t, view.K, cfg.resolution)
-
-
-def arm_geometry(plan: DatasetPlan, pose_id: int, record: dict, dense_posed: np.ndarray) -> tuple:
-    """(vertices in the model frame, faces) of the arm a sample's recorded `forearm` draw describes."""
-    if plan.arm is None:
-        from .forearm import forearm_faces
-
-        return posed_forearm(plan, pose_id, record, dense_posed), forearm_faces(len(plan.wrist.indices))
-    from .body_arm import pose_arm
-
-    return pose_arm(plan.arm, record, dense_posed, plan.poses[pose_id][:3], plan.root_joint), plan.arm.faces
-
-
-def forearm_skin_points(plan: DatasetPlan) -> np.ndarray:
-    """Where the skin's noise is painted on the arm: the body arm's rest pose, or for the tube the rest pose
-    of a middle-sized arm (0.15 m, taper 1.2), whatever the sample's length and taper (stretched with the
-    arm), so a new arm needs no new albedo attribute; its first ring is the wrist loop's rest positions,
-    where the hand's noise is painted."""
-    from .forearm import forearm_rest
-
-    if plan.arm is not None:
-        return plan.arm.rest
-    return forearm_rest(plan.wrist, 0.15, 1.2)
-
-
-def annotate(plan: DatasetPlan, pose_id: int, view, depth: np.ndarray, mask: np.ndarray,
-             world: dict, skin: dict, extras: dict | None = None) -> dict:
+def annotate(plan: DatasetPlan, scene: SampleScene, depth: np.ndarray, mask: np.ndarray) -> dict:
+    """The sample's JSON: camera, keypoints and their visibility in the rendered `depth` and hand `mask`, the
+    crop box, and the scene's records (SampleScene.records)."""
     size = plan.cfg.resolution
-    kp_cam = plan.keypoints[pose_id] @ view.R.T + view.t
-    uv = kp_cam[:, :2] / kp_cam[:, 2:3] * view.K[0, 0] + view.K[:2, 2]
+    kp_cam = plan.keypoints[scene.pose_id] @ scene.R.T + scene.t
+    uv = kp_cam[:, :2] / kp_cam[:, 2:3] * scene.K[0, 0] + scene.K[:2, 2]
     px = np.round(uv).astype(int)
     inside = (px >= 0).all(axis=1) & (px < size).all(axis=1)
     visible = np.zeros(21, dtype=bool)
@@ -184,59 +137,40 @@ def annotate(plan: DatasetPlan, pose_id: int, view, depth: np.ndarray, mask: np.
     crop = [float(xs.min() - 0.5), float(ys.min() - 0.5), float(xs.max() + 0.5), float(ys.max() + 0.5)] \
         if len(xs) else None
     return {
-        "pose_id": int(pose_id), "view_id": int(view.view_id),
-        "K": view.K.tolist(), "R": view.R.tolist(), "t": view.t.tolist(),
+        "pose_id": scene.pose_id, "view_id": scene.view_id,
+        "K": scene.K.tolist(), "R": scene.R.tolist(), "t": scene.t.tolist(),
         "image_size": [size, size],
         "keypoints_2d": uv.tolist(), "keypoints_3d": kp_cam.tolist(), "visibility": visible.tolist(),
-        "hdri": {"id": world["id"], "rotation_deg": world["rotation_deg"], "strength": world["strength"]},
-        "skin": skin, "crop_box": crop, "seed": plan.cfg.seed,
+        "crop_box": crop, "seed": plan.cfg.seed,
         "hand_model": plan.model.name, "template_hash": plan.model.template_hash,
-        **(extras or {}),
+        **scene.records(),
     }
 
 
-def camera_image(cfg: RenderConfig, pose_id: int, view_id: int, lin, depth, effects: dict, K):
-    """The linear render through the sample's drawn camera and sensor effects
-    (synth/camera_effects.py) as 8-bit sRGB."""
+def camera_image(scene: SampleScene, lin: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """The linear render through the scene's camera and sensor effects (synth/camera_effects.py) as 8-bit
+    sRGB."""
     from .camera_effects import apply_effects_linear
-    from .render_config import STREAMS
 
-    if not effects.get("enabled"):
+    if not scene.camera_effects.get("enabled"):
         return np.round(linear_to_srgb(lin) * 255.0).astype(np.uint8)
-    return apply_effects_linear(lin, depth, effects, float(K[0][0]),
-                                noise_seed=[cfg.seed, pose_id, view_id, STREAMS["sensor_noise"]])
+    return apply_effects_linear(lin, depth, scene.camera_effects, float(scene.K[0, 0]),
+                                noise_seed=list(scene.noise_seed))
 
 
-def render_sample(plan: DatasetPlan, scene, pose_id: int, view_id: int, occluders: list | None = None) -> tuple:
-    """(rgb, depth, labels, annotation, render seconds) of one sample, the scene already holding the pose's
-    vertices (scene.set_vertices). Every random draw comes from the sample's streams; `occluders` replaces
-    the drawn ones (tests place their own)."""
+def render_sample(plan: DatasetPlan, renderer, pose_id: int, view_id: int, occluders: list | None = None) -> tuple:
+    """(rgb, depth, labels, annotation, render seconds) of one sample: its scene drawn (synth.scene.draw_scene;
+    `occluders` replaces the drawn ones, tests place their own), shown by `renderer` (a BlenderScene, or
+    anything with `apply(scene)` and `render_linear()`), rendered and annotated."""
     from .shards import MASK_VALUES
 
-    cfg, view = plan.cfg, plan.views[view_id]
-    world = draw_world(cfg, pose_id, view_id, plan.usable_hdris)
-    skin = draw_skin(cfg, pose_id, view_id)
-    kp_cam = plan.keypoints[pose_id] @ view.R.T + view.t
-    if occluders is None:
-        occluders = draw_occluders(cfg, pose_id, view_id, kp_cam, view, skin)
-    effects = draw_camera_effects(cfg, pose_id, view_id)
-    backdrop = draw_backdrop(cfg, pose_id, view_id, plan.backdrops)
-    if backdrop is not None:
-        from .backdrops import backdrop_image
-
-        scene.set_backdrop(backdrop_image(plan.backdrops, backdrop, cfg.resolution))
-    scene.set_world(plan.hdri(world["id"]), world["rotation_deg"], world["strength"])
-    scene.set_skin(skin)
-    arm, arm_vertices = sample_arm(plan, pose_id, view, plan.dense(pose_id), kp_cam)
-    scene.set_forearm(arm_vertices, None if arm is None else forearm_skin_points(plan))
-    scene.set_occluders(occluders)
-    scene.set_camera(view.K, view.R, view.t)
+    scene = draw_scene(plan, pose_id, view_id, occluders)
+    renderer.apply(scene)
     t = time.time()
-    lin, depth, labels = scene.render_linear()
+    lin, depth, labels = renderer.render_linear()
     seconds = time.time() - t
-    rgb = camera_image(cfg, pose_id, view_id, lin, depth, effects, view.K)
-    extras = {"forearm": arm, "occluders": occluders, "camera_effects": effects, "backdrop": backdrop}
-    annotation = annotate(plan, pose_id, view, depth, labels == MASK_VALUES["hand"], world, skin, extras)
+    rgb = camera_image(scene, lin, depth)
+    annotation = annotate(plan, scene, depth, labels == MASK_VALUES["hand"])
     return rgb, depth, labels, annotation, seconds
 
 
@@ -252,12 +186,11 @@ def render_shard(cfg: RenderConfig, root, pose_id: int, view_ids=None, progress=
     if bad:
         raise ValueError(f"view ids {bad} are not in 0..{len(plan.views) - 1}")
     t0 = time.time()
-    scene = scene_for(plan)
-    scene.set_vertices(plan.dense(pose_id))
+    renderer = scene_for(plan)
     render_seconds = 0.0
     with ShardWriter(root, pose_id, plan.config_hash) as writer:
         for view_id in view_ids:
-            rgb, depth, labels, annotation, seconds = render_sample(plan, scene, pose_id, view_id)
+            rgb, depth, labels, annotation, seconds = render_sample(plan, renderer, pose_id, view_id)
             render_seconds += seconds
             writer.add(sample_key(pose_id, view_id), rgb=rgb, depth_m=depth, mask=labels, annotation=annotation,
                        rgb_format=cfg.rgb_format, jpeg_quality=cfg.jpeg_quality)
@@ -280,14 +213,14 @@ def write_dataset_tables(root, plan: DatasetPlan, pose_ids: list, view_ids: list
         mapping.update({f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr,
                         f"{name}_shape": np.asarray(m.shape)})
     views = [plan.views[v] for v in view_ids]
-    versions = {"python": platform.python_version(), "format": 1}
+    versions = {"python": platform.python_version()}   # and "format", which write_tables fills in
     for mod in ("numpy", "torch", "bpy", "smplx"):
         try:
             versions[mod] = __import__(mod).__version__ if mod != "bpy" else __import__("bpy").app.version_string
         except Exception:  # noqa: BLE001 - versions are informative only
             versions[mod] = None
     dataset = {
-        "format": "hands-complement/1", "config": plan.cfg.to_dict(), "config_hash": plan.config_hash,
+        "config": plan.cfg.to_dict(), "config_hash": plan.config_hash,
         "versions": versions,
         "counts": {"poses": len(pose_ids), "views": len(view_ids), "samples": len(pose_ids) * len(view_ids)},
         "hand_model": {"name": plan.model.name, "template_hash": plan.model.template_hash,

@@ -1,7 +1,8 @@
 """On-disk format of a rendered complement dataset: per-pose tar shards and global tables.
 
     (the global tables are synth/tables.py's)
-    ROOT/dataset.json     format, config, versions, counts, hand model, pose and view ids
+    ROOT/dataset.json     format (FORMAT), config, config_hash, versions, counts, hand model, pose and
+                          view ids
     ROOT/poses.npz        pose_ids, params (P,48), vertices (P,V,3), keypoints (P,21,3), dense (P,N,3)
     ROOT/views.npz        view_ids, K, R, t (world = model frame -> OpenCV camera), longitude, latitude
     ROOT/mapping.npz      M (V x N) and S (N x V) as CSR parts, faces, dense_faces
@@ -34,7 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT = "hands-complement/1"
+# The format's one version: dataset.json's "format" and versions["format"] derive from it and every config
+# hash includes it, so a new version re-renders every shard. 2: labelled masks, forearm, occluders, camera
+# effects; 3: per-vertex skin detail; 4: camera effects on the linear render. Before 4, dataset.json said
+# "hands-complement/1" whatever the version; readers take every version up to this one.
+FORMAT_VERSION = 4
+FORMAT_NAME = "hands-complement"
+FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
+READABLE_FORMATS = tuple(f"{FORMAT_NAME}/{v}" for v in range(1, FORMAT_VERSION + 1))
 SHARDS_DIR = "shards"
 PARTIAL_SUFFIX = ".partial"
 MAX_DEPTH_M = 65.535           # uint16 millimetres

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .shards import FORMAT, SHARDS_DIR, _atomic_write, _atomic_write_json, _jsonable
+from .shards import (FORMAT, FORMAT_VERSION, READABLE_FORMATS, SHARDS_DIR, _atomic_write, _atomic_write_json,
+                     _jsonable)
 
 POSE_ARRAYS = ("pose_ids", "params", "vertices", "keypoints", "dense")
 POSE_DTYPES = {"pose_ids": np.int64, "params": np.float64, "vertices": np.float32,
@@ -88,8 +89,9 @@ def write_tables(root, dataset_json: dict, poses: dict, views: dict, mapping: di
     """Write dataset.json, poses.npz, views.npz, mapping.npz and hdris.json, each atomically.
 
     `format`, `counts`, `pose_ids` and `view_ids` of dataset.json are filled in
-    from the arrays (a given value that disagrees is an error). Returns the
-    dataset.json that was written.
+    from the arrays (a given value that disagrees is an error), and
+    `versions["format"]` with FORMAT_VERSION. Returns the dataset.json that was
+    written.
     """
     root = Path(root)
     poses = _check_arrays("poses", poses, POSE_ARRAYS)
@@ -108,6 +110,7 @@ def write_tables(root, dataset_json: dict, poses: dict, views: dict, mapping: di
         if k in ds and ds[k] != value:
             raise ValueError(f"dataset_json[{k!r}] = {str(ds[k])[:80]} disagrees with the tables ({str(value)[:80]})")
         ds[k] = value
+    ds["versions"] = {**(ds.get("versions") or {}), "format": FORMAT_VERSION}
     hm = ds.get("hand_model")
     if not isinstance(hm, dict) or not {"name", "template_hash", "num_vertices"} <= set(hm):
         raise ValueError("dataset_json['hand_model'] must give name, template_hash and num_vertices")
@@ -154,10 +157,11 @@ def load_tables(root) -> Tables:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: dataset directory not found")
-    ds = _load_json(root / "dataset.json", f"a dataset description with format {FORMAT!r}")
-    if not isinstance(ds, dict) or ds.get("format") != FORMAT:
+    expected = f"{READABLE_FORMATS[0]!r} .. {FORMAT!r}"
+    ds = _load_json(root / "dataset.json", f"a dataset description with format {expected}")
+    if not isinstance(ds, dict) or ds.get("format") not in READABLE_FORMATS:
         fmt = ds.get("format") if isinstance(ds, dict) else None
-        raise ValueError(f"{root / 'dataset.json'}: format {fmt!r}, expected {FORMAT!r}")
+        raise ValueError(f"{root / 'dataset.json'}: format {fmt!r}, expected {expected}")
     poses = _load_npz(root / "poses.npz", POSE_ARRAYS)
     P = _check_pose_shapes(str(root / "poses.npz"), poses)
     views = _load_npz(root / "views.npz", VIEW_ARRAYS)

@@ -239,7 +239,7 @@ def test_arm_joins_the_wrist_loop_into_one_surface(hand_model, sculpted):
 @pytest.mark.parametrize("pose", [0, 31, 1000])
 def test_arm_end_never_in_the_frame_and_arm_joins_the_posed_wrist(arm_plan, pose):
     from synth.body_arm import end_margin
-    from synth.render_shard import sample_arm
+    from synth.scene import sample_arm
 
     dense = arm_plan.dense(pose)
     hidden = []

@@ -38,7 +38,7 @@ def tube_plan():
 def _body(plan, pose, arm):
     """(vertices, faces, number of hand faces) of the dense hand and, unless arm is None, its arm: the body's
     (OpenHand 2; `arm` holds the wrist angles) or the tube (`arm` holds length and taper)."""
-    from synth.render_shard import arm_geometry
+    from synth.scene import arm_geometry
 
     dense = plan.dense(pose)
     if arm is None:
@@ -56,6 +56,7 @@ BENT_WRISTS = [{"flexion_deg": 0.0, "deviation_deg": 0.0, "twist_deg": 0.0},
                {"flexion_deg": -30.0, "deviation_deg": -10.0, "twist_deg": -45.0}]
 
 
+@pytest.mark.blender
 @pytest.mark.parametrize("arm", [{"length_m": 0.10, "taper": 1.1}, {"length_m": 0.2, "taper": 1.35}])
 def test_hand_and_tube_forearm_make_one_closed_outward_surface(tube_plan, arm):
     plan = tube_plan
@@ -68,6 +69,7 @@ def test_hand_and_tube_forearm_make_one_closed_outward_surface(tube_plan, arm):
         assert far @ plan.wrist.axis == pytest.approx(arm["length_m"], rel=0.5)
 
 
+@pytest.mark.blender
 @pytest.mark.parametrize("angles", BENT_WRISTS)
 def test_hand_and_body_arm_make_one_surface_open_only_at_the_cut(plan, angles):
     """The arm shares the wrist loop's vertices: hand + arm are one edge-manifold, consistently oriented
@@ -82,6 +84,7 @@ def test_hand_and_body_arm_make_one_surface_open_only_at_the_cut(plan, angles):
         assert meshops.signed_volume(closed_v, closed_f) > 0
 
 
+@pytest.mark.blender
 def test_forearm_turns_with_the_root_joint(tube_plan):
     plan = tube_plan
     arm = {"length_m": 0.15, "taper": 1.2}
@@ -116,12 +119,13 @@ def _first_hit_front_facing(origin, dirs, v, f):
     return np.where(np.isfinite(s[rows, first]), det[rows, first] > 0, None)
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 def test_no_ray_through_the_wrist_reaches_the_inside_of_the_hand(plan):
     """Rays from each of the 216 cameras through points of the wrist loop's disk: with the arm each view's
     sample gets, the first surface each meets is an outer one; without it (the control), some views look into
     the hollow hand."""
-    from synth.render_shard import sample_arm
+    from synth.scene import sample_arm
 
     ring = plan.wrist.indices[::4]
     inside_seen_without_arm = 0
@@ -162,6 +166,7 @@ def test_occluder_meshes_are_closed_and_outward():
         assert meshops.signed_volume(v, f) > 0, kind
 
 
+@pytest.mark.blender
 def test_occluders_lie_between_camera_and_hand_and_are_recorded(plan):
     from synth.occluders import draw
 
@@ -179,6 +184,7 @@ def test_occluders_lie_between_camera_and_hand_and_are_recorded(plan):
     assert draw(rng, kp_cam, view.R, view.t, view.K[0, 0], 0.0, 2) == []
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 def test_a_box_in_front_of_the_index_tip_hides_it(plan):
     from synth.render_shard import render_sample, scene_for
@@ -214,6 +220,7 @@ def _members(tar_path):
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 def test_same_config_same_pixels_with_every_effect_on(realistic_set, realistic_set_spec, tmp_path):
     """A shard of the session's realistic renders (forearm, occluders, skin detail, camera effects) rendered
@@ -251,6 +258,7 @@ def _photos(folder, n=4):
     return folder
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 def test_photo_backdrop_shows_where_the_render_saw_nothing(tmp_path):
     from scipy.ndimage import binary_erosion

@@ -19,7 +19,8 @@ from image_checks import assert_same_render
 from PIL import Image
 
 from synth.raster import rasterize
-from synth.render_config import RenderConfig, draw_skin, draw_world
+from synth.render_config import RenderConfig
+from synth.scene import draw_skin, draw_world
 
 RES = 96
 CFG = RenderConfig(resolution=RES, samples=8, hdri_skies=1, rgb_format="png")
@@ -51,6 +52,7 @@ def _samples(root: Path, spec):
                 _png(files[f"{key}.depth.png"]).astype(np.float64) / 1000.0, _png(files[f"{key}.mask.png"])
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 def test_keypoints_2d_are_the_projection_of_the_3d_ones(realistic_set, realistic_set_spec):
     for plan, pose, view, ann, *_ in _samples(realistic_set, realistic_set_spec):
@@ -66,7 +68,7 @@ def _scene_geometry(plan, pose, ann):
     """(vertices, faces, mask value per face) of what the annotation says stood before the camera: the dense
     hand, its forearm and the occluders (model frame), rebuilt from the recorded draws."""
     from synth.occluders import occluder_mesh
-    from synth.render_shard import arm_geometry
+    from synth.scene import arm_geometry
     from synth.shards import MASK_VALUES
 
     dense = plan.dense(pose)
@@ -81,6 +83,7 @@ def _scene_geometry(plan, pose, ann):
     return np.vstack(verts), np.vstack(faces), np.concatenate(values)
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 def test_depth_and_mask_agree_with_the_geometry(realistic_set, realistic_set_spec):
     """An independent z-buffer of hand, forearm and occluders (rebuilt from the annotation) against the
@@ -131,6 +134,7 @@ def test_depth_and_mask_agree_with_the_geometry(realistic_set, realistic_set_spe
     assert max(shifts) < 0.5, shifts
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 def test_annotations_record_the_random_draws(realistic_set, realistic_set_spec):
     cfg, res = realistic_set_spec.config(), realistic_set_spec.resolution
@@ -150,6 +154,7 @@ def test_annotations_record_the_random_draws(realistic_set, realistic_set_spec):
             assert mask[uv[k, 1], uv[k, 0]]
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 def test_background_comes_from_the_hdri():
     from hdri.catalog import build_catalog
@@ -186,6 +191,7 @@ def _dataset_contents(root: Path) -> dict:
     return out
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 def test_a_killed_render_resumes_to_the_same_dataset(tmp_path):
     clean, resumed = tmp_path / "clean", tmp_path / "resumed"
@@ -212,6 +218,7 @@ def test_a_killed_render_resumes_to_the_same_dataset(tmp_path):
     assert not list((resumed / "shards").glob("*partial*"))
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 def test_a_corrupt_hdri_is_named_and_leaves_no_shard(tmp_path):
     folder = tmp_path / "hdris"
@@ -273,7 +280,7 @@ def test_one_world_per_run_of_views():
 
 
 def test_one_skin_per_run_of_views_or_per_sample():
-    from synth.render_config import sample_rng
+    from synth.scene import sample_rng
     from synth.skin import sample_skin
 
     cfg = RenderConfig(skin_run_length=12)
@@ -287,6 +294,7 @@ def test_one_skin_per_run_of_views_or_per_sample():
         RenderConfig(skin_run_length=0)
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 def test_ray_renders_missing_shards_only(tmp_path):
     from synth.distribute import render_dataset
@@ -298,6 +306,7 @@ def test_ray_renders_missing_shards_only(tmp_path):
     assert again.skipped == [0, 1] and again.done == [2]
 
 
+@pytest.mark.blender
 def test_evaluation_renders_draw_only_held_out_environments():
     from synth.render_shard import prepare
 
@@ -310,6 +319,7 @@ def test_evaluation_renders_draw_only_held_out_environments():
     assert not drawn & {e.id for e in train.usable_hdris}
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 def test_skin_parameters_reach_the_render():
     from synth.render_shard import prepare, scene_for

@@ -356,7 +356,7 @@ def test_tables_round_trip(tmp_path, real_tables):
     assert not list(tmp_path.glob("*.partial"))
     t = load_tables(tmp_path)
     assert t.dataset == written == json.loads((tmp_path / "dataset.json").read_text())
-    assert t.dataset["format"] == "hands-complement/1"
+    assert t.dataset["format"] == "hands-complement/4"
     assert t.dataset["counts"] == {"poses": 2, "views": 3, "samples": 6}
     assert t.dataset["pose_ids"] == [3, 17] and t.dataset["view_ids"] == [0, 100, 200]
     assert t.dataset["config"] == ds["config"] and t.dataset["hand_model"] == ds["hand_model"]

@@ -202,6 +202,7 @@ def test_region_colours_and_shader_values_follow_the_sample_and_flat_skin_is_one
     assert flat_values["skin_surface"][2] == 0.0                        # no clear coat
 
 
+@pytest.mark.blender
 def test_the_material_reads_packed_regions_and_rejects_unknown_ones():
     bpy = pytest.importorskip("bpy")
     from synth.skin_shader import SHADER_ATTRIBUTES, SURFACE_ATTRIBUTE, build_skin_material, set_surface
@@ -238,9 +239,11 @@ def test_the_material_reads_packed_regions_and_rejects_unknown_ones():
         bpy.data.meshes.remove(mesh)
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 def test_nails_and_albedo_detail_reach_the_render():
-    from synth.render_config import RenderConfig, draw_skin
+    from synth.render_config import RenderConfig
+    from synth.scene import draw_skin
     from synth.render_shard import prepare, scene_for
     from synth.shards import MASK_VALUES
 
