@@ -1,6 +1,6 @@
 # The two commands of the README. Each sets up .venv first (scripts/bootstrap.sh
 # is idempotent: it reinstalls only when pyproject.toml changed).
-.PHONY: demo test venv detector openhand2
+.PHONY: demo test test-fast venv detector openhand2
 
 venv:
 	./scripts/bootstrap.sh
@@ -10,6 +10,10 @@ demo: venv
 
 test: venv
 	.venv/bin/python -m pytest -q --durations=15
+
+# The fast tier while working: every test but those that need Blender (bpy), which render or read its HDRIs
+test-fast: venv
+	.venv/bin/python -m pytest -q -m "not blender"
 
 # The real-photo hand detector of benchmarks/realism.py, in .venv-detector (its protobuf pin clashes with onnx's)
 detector: venv

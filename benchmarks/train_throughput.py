@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))   # sketch_data, the stand-in dataset writer
 
 import torch  # noqa: E402
 
@@ -118,7 +119,7 @@ def main(argv=None) -> None:
     tmp = None
     data = Path(args.data) if args.data else None
     if data is None:
-        from pretrain.sketch_data import write_sketch_dataset
+        from sketch_data import write_sketch_dataset
 
         tmp = Path(tempfile.mkdtemp(prefix="hands-loader-"))
         t = time.perf_counter()

@@ -34,9 +34,9 @@ can be added as `eval_data` (their samples join the held-out HDRI splits).
 An empty split is left out (e.g. a dataset rendered with training HDRIs only
 has no held-out HDRI split), and `Splits.info` says so.
 
-`write_sketch_dataset` writes a Blender-free stand-in in the real shard format
-(hands drawn as coloured bones and joint blobs on textured backgrounds), for
-tests and the loader benchmark.
+`write_sketch_dataset` (tests/sketch_data.py, a test fixture) writes a Blender-free
+stand-in in the real shard format (hands drawn as coloured bones and joint blobs on
+textured backgrounds), for tests and the loader benchmark.
 """
 from __future__ import annotations
 

@@ -9,6 +9,19 @@ import torch
 TRAIN_SEED = int(os.environ.get("HANDS_TEST_SEED", "0"))
 
 
+# The session fixtures that render with Blender (below). A test that uses one, directly or through another
+# fixture, is marked `blender` here; a test that needs bpy otherwise carries @pytest.mark.blender itself.
+# `pytest -m "not blender"` is then the fast tier (and needs no bpy).
+BLENDER_FIXTURES = {"rendered_set", "realistic_set"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if BLENDER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.blender)
+
+
 @pytest.fixture(autouse=True)
 def _restore_torch_threads():
     """A test that changes torch's thread count must not change the arithmetic of the tests after it."""

@@ -221,6 +221,7 @@ def bpy_modules():
     return bpy, world_to_camera_view, Matrix, Vector
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 @pytest.mark.parametrize("width,height,dcx,dcy,fov", [
     (256, 256, 0.0, 0.0, 30.0),

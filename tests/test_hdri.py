@@ -230,6 +230,7 @@ def test_file_ids_are_stable_and_follow_content(tmp_path):
     assert len(entries) == 1 and any("same content" in ln and "again.hdr" in ln for ln in lines)
 
 
+@pytest.mark.blender
 def test_the_eight_bundled_worlds_are_found_through_bpy():
     import bpy
 
@@ -252,6 +253,7 @@ def test_sky_grid():
         sky_grid(25)
 
 
+@pytest.mark.blender
 def test_heldout_split_is_deterministic_and_never_empty():
     a = build_catalog(skies=24)
     b = build_catalog(skies=24)
@@ -268,6 +270,7 @@ def test_heldout_split_is_deterministic_and_never_empty():
     assert assign_splits(["only"], heldout_fraction=1.0) == {"only": "train"}  # nothing else to train on
 
 
+@pytest.mark.blender
 def test_explicit_heldout_ids_win():
     entries = build_catalog(skies=2, heldout=["blender/forest", "sky/elev15-turb3"])
     assert {e.id for e in entries if e.split == "heldout"} == {"blender/forest", "sky/elev15-turb3"}
@@ -278,6 +281,7 @@ def test_explicit_heldout_ids_win():
         build_catalog(skies=2, bundled=False, heldout=["sky/elev5-turb2", "sky/elev15-turb3"])
 
 
+@pytest.mark.blender
 def test_entries_round_trip_through_json(tmp_path):
     entries = build_catalog(skies=2)
     path = save_catalog(tmp_path / "catalog.json", entries)
@@ -310,6 +314,7 @@ def view_scene():
     bpy.data.scenes.remove(scene)
 
 
+@pytest.mark.blender
 def test_apply_world_changes_the_rendered_background(view_scene):
     import bpy
 
@@ -346,6 +351,7 @@ def test_apply_world_changes_the_rendered_background(view_scene):
     assert view_scene.world.cycles.sample_map_resolution == 256
 
 
+@pytest.mark.blender
 def test_image_cache_is_bounded():
     import bpy
 
@@ -365,6 +371,7 @@ def test_image_cache_is_bounded():
         bpy.data.scenes.remove(scene)
 
 
+@pytest.mark.blender
 def test_panorama_of_a_known_map_has_its_layout_and_rotation_shifts_it(tmp_path):
     """Rendered through the equirectangular camera, a map comes back as itself; rotating by
     90 degrees shifts it left by a quarter of the width."""
@@ -400,6 +407,7 @@ def test_cli_parser_imports_neither_bpy_nor_numpy():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 
+@pytest.mark.blender
 def test_cli_list_prints_the_table(folder, capsys):
     _hdri_cli(["hdri", "list", "--folder", str(folder), "--skies", "1", "--heldout", "blender/city"])
     out, err = capsys.readouterr()
@@ -414,6 +422,7 @@ def test_cli_list_prints_the_table(folder, capsys):
     assert str(folder / "cut.exr") in err and "truncated" in err  # skipped files are still named
 
 
+@pytest.mark.blender
 def test_cli_sheet_writes_one_thumbnail_per_entry(folder, tmp_path, capsys):
     from hdri.sheet import LABEL_H, THUMB
 

@@ -83,6 +83,7 @@ DEMO_SMALLER = ["render.views=[0, 45, 110, 200]", "render.samples=8", "pretrain.
                 "finetune.epochs=2"]
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 def test_demo_pipeline_end_to_end(tmp_path, capsys):
     ctx = run_pipeline("demo", tmp_path / "demo", overrides=DEMO_SMALLER)

@@ -1,9 +1,10 @@
-"""A Blender-free stand-in dataset in the real shard format, for tests and benchmarks.
+"""A Blender-free stand-in dataset in the real shard format: a test fixture (and benchmarks/train_throughput.py's
+stand-in data), kept out of the product packages.
 
 Hands are drawn as coloured keypoint sketches over noisy backgrounds, with
 known K, R, t and 2D/3D keypoints, written through synth.shards.ShardWriter
 and synth.tables.write_tables, so the pretraining task is learnable without
-rendering.
+rendering. Importers put tests/ on sys.path (pytest does so for test modules).
 """
 from __future__ import annotations
 
@@ -13,15 +14,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .data2d import NUM_JOINTS, PARENTS
+from pretrain.data2d import NUM_JOINTS, PARENTS
 
+# Named random streams: each draw family seeds default_rng([id, STREAM]) with its own tag, so the pose
+# and view draws are independent. The values are those the fixture was first written with: changing
+# one changes every fixture's bytes (and the tests' trained margins).
+POSE_STREAM = 12345   # finger curls and spreads of a sketch pose: default_rng([pose_id, POSE_STREAM])
+VIEW_STREAM = 777     # rotation, tilt, offset and distance of a sketch view: default_rng([view_id, VIEW_STREAM])
 
 SKETCH_COLOURS = [(230, 60, 60), (60, 200, 60), (70, 110, 240), (240, 190, 40), (190, 70, 230)]
 
 
 def sketch_keypoints(pose_id: int) -> np.ndarray:
     """(21, 3) model-frame keypoints (metres) of a drawn 'hand': five chains whose curl depends on the pose."""
-    rng = np.random.default_rng([pose_id, 12345])
+    rng = np.random.default_rng([pose_id, POSE_STREAM])
     curls = rng.uniform(0.0, 1.0, 5)
     spread = rng.uniform(-0.15, 0.15, 5)
     base_angles = np.radians([-60, -20, 0, 18, 36]) + spread
@@ -48,7 +54,7 @@ def _rot(axis: str, a: float) -> np.ndarray:
 
 def sketch_view(view_id: int, size: int) -> tuple:
     """(K, R, t) of a sketch view: in-plane rotation, some tilt, distance and offset from the view id."""
-    rng = np.random.default_rng([view_id, 777])
+    rng = np.random.default_rng([view_id, VIEW_STREAM])
     f = 1.8 * size
     K = np.array([[f, 0, (size - 1) / 2], [0, f, (size - 1) / 2], [0, 0, 1.0]])
     R = _rot("z", rng.uniform(-math.pi, math.pi)) @ _rot("x", rng.uniform(-0.5, 0.5)) @ _rot("y", rng.uniform(-0.5, 0.5))
@@ -57,7 +63,7 @@ def sketch_view(view_id: int, size: int) -> tuple:
 
 
 def _background(hdri: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    base = np.random.default_rng([sum(map(ord, hdri)), len(hdri)])
+    base = np.random.default_rng([sum(map(ord, hdri)), len(hdri)])   # the background's colours: from its name
     c0, c1 = base.uniform(20, 235, 3), base.uniform(20, 235, 3)
     g = np.linspace(0, 1, size)[:, None, None]
     img = c0 * (1 - g) + c1 * g
@@ -136,7 +142,7 @@ def write_sketch_dataset(root, poses=range(8), views=range(12), size: int = 96, 
                 uv = (cam @ K.T)[:, :2] / cam[:, 2:]
                 hdri = held_h[(pid + k) % len(held_h)] if heldout_every and k % heldout_every == heldout_every - 1 \
                     else train_h[(pid + k) % len(train_h)]
-                rng = np.random.default_rng([seed, pid, vid])
+                rng = np.random.default_rng([seed, pid, vid])   # the sample's pixel noise
                 rgb, mask = draw_sketch(uv, hdri, size, rng)
                 ann = {"pose_id": pid, "view_id": vid, "K": K, "R": R, "t": t, "image_size": [size, size],
                        "keypoints_2d": uv, "keypoints_3d": cam, "visibility": [True] * NUM_JOINTS,
