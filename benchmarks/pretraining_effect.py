@@ -156,7 +156,7 @@ def run_tag(scale: int, encoder: str, seed: int) -> str:
 
 def train(config, args) -> dict:
     """Train one TrainConfig (in this process or through Ray Train); its summary, saved beside the run."""
-    from hands.cli_pretrain import launch_training
+    from hands.training import launch
 
     run = Path(config.out)
     done = finished(run, config.to_dict())
@@ -164,8 +164,8 @@ def train(config, args) -> dict:
         print(f"[skip] {run} is finished", flush=True)
         return done
     t = time.time()
-    summary = launch_training(config, None, argparse.Namespace(
-        workers=args.workers, address=args.address, gpus_per_worker=args.gpus_per_worker, cpus_per_worker=1))
+    summary = launch(config, None, workers=args.workers, address=args.address,
+                     gpus_per_worker=args.gpus_per_worker, cpus_per_worker=1)
     summary.update(wall_seconds=round(time.time() - t, 1), config=config.to_dict())
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

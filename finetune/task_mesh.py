@@ -23,17 +23,16 @@ the camera-space keypoints from root recovery (finetune/models/root.py) against 
 The final evaluation also writes OUT/pred_<split>.npz and OUT/gt_<split>.npz in the format
 `hands evaluate` reads (camera-frame xyz and verts, uv, K, ids), so the benchmark metrics run on them.
 
-Output (`export`): OUT/model.pt (finetune.models.load_model), OUT/finetune_config.json, OUT/metrics.json.
+Output (`export`, finetune/task_common.py): OUT/model.pt (finetune.models.load_model),
+OUT/finetune_config.json, OUT/metrics.json.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import numpy as np
 import torch
 
-from pretrain.trainer import Task, register_task
+from pretrain.tasks import register_task
+
+from .task_common import ReconstructionTask, augment_config
 
 DEFAULTS = {
     "model": "mobrecon_densestack",
@@ -52,72 +51,27 @@ DEFAULTS = {
 }
 
 
-def _augment_config(value):
-    from finetune.augment import AugmentConfig
-
-    if value is None:
-        return None
-    return AugmentConfig.from_value(value)
-
-
 @register_task("mesh")
-class MeshTask(Task):
+class MeshTask(ReconstructionTask):
     """Fine-tuning of a reconstruction model (task_options: see DEFAULTS)."""
 
-    find_unused_parameters = True   # e.g. an encoder's maps the chosen 2D head does not read
+    DEFAULTS = DEFAULTS
 
     def __init__(self, config):
         super().__init__(config)
-        unknown = sorted(set(self.options) - set(DEFAULTS))
-        if unknown:
-            raise ValueError(f"mesh: unknown option(s) {unknown}; options: {sorted(DEFAULTS)}")
-        self.options = {**DEFAULTS, **self.options}
-        from finetune.training_data import parse_spec
-
-        self.specs = [parse_spec(s) for s in self.options["datasets"]]
-        if not self.specs:
-            raise ValueError("mesh: no training datasets (task_options['datasets'], e.g. ['freihand:~/data/FreiHAND'])")
-        evals = self.options["eval_datasets"] or {}
-        if not isinstance(evals, dict):
-            raise ValueError(f"mesh: eval_datasets must map split names to specs, got {evals!r}")
-        self.eval_specs = {k: parse_spec(v) for k, v in evals.items()}
-        self._model_topology = None
         self._model_reads_3d = None
 
     # -- model
-    def model_kwargs(self) -> dict:
-        kw = {"input_size": int(self.options["input_size"]), **dict(self.options["model_options"])}
-        if self.options["pretrained_encoder"]:
-            kw["pretrained_encoder"] = str(self.options["pretrained_encoder"])
-        return kw
-
     def build_model(self):
-        from finetune.models import build_model
-
-        model = build_model(self.options["model"], **self.model_kwargs())
-        self._model_topology = model.topology
+        model = self.build_named(self.options["model"])
         self._model_reads_3d = bool(getattr(model, "reads_keypoints_3d", True))
         return model
-
-    @property
-    def topology(self) -> str:
-        if self._model_topology is None:
-            from finetune.models.base import hand_model_topology
-            from synth.hand_model import HandModel
-
-            hm = self.options["model_options"].get("hand_model", "openhand")
-            self._model_topology = hand_model_topology(HandModel(hm))
-        return self._model_topology
 
     # -- data
     def _open(self, specs: list) -> dict:
         from finetune.training_data import open_dataset
 
-        out = {}
-        for spec in specs:
-            name = spec["name"] if spec["name"] not in out else f"{spec['name']}#{len(out)}"
-            out[name] = open_dataset(spec, int(self.options["input_size"]))
-        return out
+        return self.open_each(specs, lambda spec: open_dataset(spec, int(self.options["input_size"])))
 
     def train_dataset(self):
         from finetune.training_data import MixedTrainingSet, check_keypoints_3d, check_topology
@@ -127,10 +81,9 @@ class MeshTask(Task):
         if self._model_reads_3d is None:
             self.build_model()
         check_keypoints_3d(datasets, self._model_reads_3d, self.options["model"])
-        ratios = {name: spec["ratio"] for name, spec in zip(datasets, self.specs)}
-        return MixedTrainingSet(datasets, ratios, self.topology, _augment_config(self.options["augment"]),
-                                paired=bool(self.options["consistency"]), seed=int(self.config.seed),
-                                epoch_size=self.options["epoch_size"])
+        return MixedTrainingSet(datasets, self.ratios(datasets), self.topology,
+                                augment_config(self.options["augment"]), paired=bool(self.options["consistency"]),
+                                seed=int(self.config.seed), epoch_size=self.options["epoch_size"])
 
     def eval_datasets(self) -> dict:
         from finetune.training_data import EvalSet, check_topology, open_dataset
@@ -143,13 +96,13 @@ class MeshTask(Task):
         return out
 
     # -- loss
-    def weight(self, term: str, model=None) -> float:
-        """The weight of a loss term: `weights` over the `loss_weights` preset (release: the model's own)."""
+    def base_weight(self, term: str, model=None) -> float:
+        """The `loss_weights` preset's weight (release: the model's own `release_weights`; paper: 1)."""
         preset = self.options["loss_weights"]
         if preset not in ("release", "paper"):
             raise ValueError(f"mesh: loss_weights must be 'release' or 'paper', got {preset!r}")
         base = getattr(model, "release_weights", {}) if preset == "release" and model is not None else {}
-        return float(self.options["weights"].get(term, base.get(term, 1.0)))
+        return float(base.get(term, 1.0))
 
     def consistency_on(self) -> bool:
         return bool(self.options["consistency"]) and self.epoch >= int(self.options["consistency_from_epoch"])
@@ -177,45 +130,10 @@ class MeshTask(Task):
         return super().describe_batch(batch, indices)
 
     # -- evaluation
-    def evaluate(self, model, loaders: dict, device, final: bool = False) -> dict:
+    def evaluator(self, model, loader, device) -> tuple:
         from finetune.model_eval import evaluate_loader
 
-        return evaluate_splits(evaluate_loader, model, loaders, device, Path(self.config.out) if final else None)
-
-    def export(self, model, out: Path, metrics: dict, trainer) -> dict:
-        options = {**self.options, "datasets": self.specs, "eval_datasets": self.eval_specs}
-        return write_run_outputs(model, out, metrics, trainer, options, "finetune_config.json")
-
-
-def evaluate_splits(evaluator, model, loaders: dict, device, prediction_dir: Path | None = None) -> dict:
-    """{split: metrics} of `evaluator(model, loader, device) -> (metrics, arrays)`; with prediction_dir
-    (the final evaluation) also the pred_/gt_<split>.npz files `hands evaluate` reads."""
-    from finetune.model_eval import write_prediction_files
-
-    out = {}
-    for split, loader in loaders.items():
-        out[split], arrays = evaluator(model, loader, device)
-        if prediction_dir is not None:
-            write_prediction_files(prediction_dir, split, arrays)
-    return out
-
-
-def write_run_outputs(model, out: Path, metrics: dict, trainer, task_options: dict, config_name: str) -> dict:
-    """OUT/model.pt, OUT/<config_name> (the run's settings, task options resolved) and OUT/metrics.json."""
-    from finetune.models import save_model
-
-    out = Path(out)
-    files = {"model": save_model(out / "model.pt", model, step=int(trainer.step),
-                                 metrics=json.loads(json.dumps(metrics)))}
-    cfg = trainer.config.to_dict()
-    cfg["task_options"] = task_options
-    cfg.update(milestones_resolved=trainer.milestones, steps_per_epoch=trainer.steps_per_epoch,
-               total_steps=trainer.total_steps)
-    (out / config_name).write_text(json.dumps(cfg, indent=1, default=str))
-    (out / "metrics.json").write_text(json.dumps({"step": trainer.step, "splits": metrics,
-                                                  "history": trainer.history}, indent=1))
-    files.update(config=out / config_name, metrics=out / "metrics.json")
-    return files
+        return evaluate_loader(model, loader, device)
 
 
 def consistency_terms(pred: dict, batch: dict, input_size: int) -> dict:

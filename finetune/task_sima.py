@@ -31,13 +31,13 @@ Export: OUT/model.pt (finetune.models.load_model), OUT/sima_config.json, OUT/met
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from pretrain.trainer import Task, register_task
+from pretrain.tasks import register_task
+
+from .task_common import ReconstructionTask, augment_config
+from .training_data import FirstView, MultiViewSet, collate_views, flatten_views, open_multiview
 
 DEFAULTS = {
     "stage": "mvr",
@@ -58,99 +58,6 @@ DEFAULTS = {
     "mismatch": "error",
 }
 ORIENTATION_TERMS = ("mesh_r", "joint_r", "rot")
-MULTIVIEW_OPTION = {"complement": lambda n: n, "hanco": lambda n: True, "dexycb": lambda n: True}
-
-
-def open_multiview(spec: dict, crop_size: int, views: int):
-    """A loader of `spec` whose items stack several views of one hand."""
-    from finetune.training_data import open_dataset
-
-    name = spec["name"]
-    if name not in MULTIVIEW_OPTION:
-        raise ValueError(f"sima: dataset {name!r} has no multi-view access here (multi-view loaders: "
-                         f"{', '.join(MULTIVIEW_OPTION)})")
-    options = {"multiview": MULTIVIEW_OPTION[name](int(views)), **spec["options"]}
-    ds = open_dataset({**spec, "options": options}, crop_size)
-    fewest = getattr(ds, "min_views", None)
-    if fewest is not None and len(ds) and fewest < int(views):
-        raise ValueError(f"sima: {name} at {spec['root']} (options {spec['options']}) has items with only "
-                         f"{fewest} views, fewer than views={views}")
-    return ds
-
-
-def unstack(item: dict, index: int) -> dict:
-    return {k: v[index] for k, v in item.items()}
-
-
-class MultiViewSet(Dataset):
-    """Items of N views of one hand as stacked training samples ((N, ...) tensors, per-view string lists).
-
-    Training: a mixture with ratios (finetune.mixture), each view augmented independently from
-    SeedSequence([seed, epoch, i, view]). Evaluation: one dataset, no augmentation."""
-
-    def __init__(self, datasets: dict, topology: str, views: int, ratios: dict | None = None, augment=None,
-                 seed: int = 0, epoch_size: int | None = None, on_epoch=None, train: bool = True):
-        from finetune.mixture import MixtureDataset, MixtureSampler
-
-        self.datasets = datasets
-        self.mixture = MixtureDataset(datasets)
-        self.train = bool(train)
-        self.sampler = MixtureSampler(self.mixture, ratios or {k: 1.0 for k in datasets}, epoch_size=epoch_size,
-                                      seed=seed) if self.train else None
-        self.topology, self.augment, self.seed = topology, augment, int(seed)
-        self.views = None if views is None else int(views)     # None: every view of an item
-        self.on_epoch = on_epoch
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-        for ds in self.datasets.values():
-            if hasattr(ds, "set_epoch"):
-                ds.set_epoch(self.epoch)
-        if self.train:
-            self.indices = self.sampler.epoch_indices(self.epoch)
-        if self.on_epoch is not None:
-            self.on_epoch(self.epoch)
-
-    def __len__(self) -> int:
-        return self.sampler.epoch_size if self.train else len(self.mixture)
-
-    def __getitem__(self, i: int) -> dict:
-        from finetune.augment import augment
-        from finetune.datasets.multiview import stack_views
-        from finetune.training_data import training_sample
-
-        item = self.mixture[int(self.indices[i]) if self.train else int(i)]
-        n = len(item["image"])
-        views = n if self.views is None else self.views
-        if n < views:
-            raise ValueError(f"sima: an item has {n} views, fewer than views={views}")
-        chosen = np.arange(n)
-        if n > views:
-            rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, int(i), 7])
-            chosen = np.sort(rng.choice(n, views, replace=False))
-        out = []
-        for k in chosen:
-            s = unstack(item, int(k))
-            if self.train and self.augment is not None:
-                rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, int(i), int(k)]))
-                s = augment(s, self.augment, rng)[0]
-            out.append(training_sample(s, self.topology))
-        return stack_views(out)
-
-
-def collate(items: list) -> dict:
-    """(B, N, ...) tensors; string keys as lists of B lists of N."""
-    return {k: torch.stack([it[k] for it in items]) if isinstance(items[0][k], torch.Tensor)
-            else [it[k] for it in items] for k in items[0]}
-
-
-def flatten_views(batch: dict) -> dict:
-    """(B, N, ...) -> (B*N, ...), view-major within each hand; lists of lists -> one list."""
-    return {k: v.reshape(-1, *v.shape[2:]) if isinstance(v, torch.Tensor) else [x for row in v for x in row]
-            for k, v in batch.items()}
-
-
 def run_sima(model, batch: dict) -> dict:
     """The model's per-view predictions (B*N, ...) of a multi-view batch: MVR all views at once, else one by one."""
     from finetune.models.base import unwrap
@@ -206,25 +113,16 @@ def evaluate_multiview(model, loader, device) -> tuple:
 
 
 @register_task("sima")
-class SiMATask(Task):
+class SiMATask(ReconstructionTask):
     """MVR-Hand / SVR-Hand training (task_options: see DEFAULTS and the module doc)."""
 
-    find_unused_parameters = True
+    DEFAULTS = DEFAULTS
+    config_name = "sima_config.json"
 
     def __init__(self, config):
         super().__init__(config)
-        unknown = sorted(set(self.options) - set(DEFAULTS))
-        if unknown:
-            raise ValueError(f"sima: unknown option(s) {unknown}; options: {sorted(DEFAULTS)}")
-        self.options = {**DEFAULTS, **self.options}
         if self.options["stage"] not in ("mvr", "svr"):
             raise ValueError(f"sima: stage must be 'mvr' or 'svr', got {self.options['stage']!r}")
-        from finetune.training_data import parse_spec
-
-        self.specs = [parse_spec(s) for s in self.options["datasets"]]
-        if not self.specs:
-            raise ValueError("sima: no training datasets (task_options['datasets'], e.g. ['complement:runs/x'])")
-        self.eval_specs = {k: parse_spec(v) for k, v in (self.options["eval_datasets"] or {}).items()}
         self.teacher = None
         if self.options["stage"] == "svr" and self.options["teacher"]:
             from finetune.models import load_model
@@ -241,50 +139,26 @@ class SiMATask(Task):
                 raise ValueError(f"sima: views={self.options['views']} but the teacher fuses "
                                  f"{self.teacher.num_views} views")
         self.views = int(self.options["views"] or 8)
-        self.epoch = 0
-        self._topology = None
 
     # -- model
     def build_model(self):
-        from finetune.models import build_model
-
-        kw = {"input_size": int(self.options["input_size"]), **dict(self.options["model_options"])}
-        if self.options["stage"] == "mvr":
-            kw["num_views"] = self.views
-        if self.options["pretrained_encoder"]:
-            kw["pretrained_encoder"] = str(self.options["pretrained_encoder"])
-        model = build_model(f"sima_{self.options['stage']}", **kw)
-        self._topology = model.topology
-        return model
-
-    @property
-    def topology(self) -> str:
-        if self._topology is None:
-            from finetune.models.base import hand_model_topology
-            from synth.hand_model import HandModel
-
-            self._topology = hand_model_topology(HandModel(self.options["model_options"].get("hand_model", "openhand")))
-        return self._topology
+        extra = {"num_views": self.views} if self.options["stage"] == "mvr" else {}
+        return self.build_named(f"sima_{self.options['stage']}", **extra)
 
     # -- data
     def _open(self, specs: list) -> dict:
-        out = {}
-        for spec in specs:
-            name = spec["name"] if spec["name"] not in out else f"{spec['name']}#{len(out)}"
-            out[name] = open_multiview(spec, int(self.options["input_size"]), self.views)
-        return out
+        return self.open_each(specs, lambda spec: open_multiview(spec, int(self.options["input_size"]), self.views))
 
     def _set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def train_dataset(self):
-        from finetune.task_mesh import _augment_config
         from finetune.training_data import check_topology
 
         datasets = self._open(self.specs)
-        check_topology({k: _FirstView(v) for k, v in datasets.items()}, self.topology, self.options["mismatch"])
-        ratios = {name: spec["ratio"] for name, spec in zip(datasets, self.specs)}
-        return MultiViewSet(datasets, self.topology, self.views, ratios, _augment_config(self.options["augment"]),
+        check_topology({k: FirstView(v) for k, v in datasets.items()}, self.topology, self.options["mismatch"])
+        return MultiViewSet(datasets, self.topology, self.views, self.ratios(datasets),
+                            augment_config(self.options["augment"]),
                             seed=int(self.config.seed), epoch_size=self.options["epoch_size"],
                             on_epoch=self._set_epoch)
 
@@ -298,17 +172,17 @@ class SiMATask(Task):
         return out
 
     def collate(self, samples: list):
-        return collate(samples)
+        return collate_views(samples)
 
     # -- loss
-    def weight(self, term: str) -> float:
+    def weight(self, term: str, model=None) -> float:
         if term in ORIENTATION_TERMS and self.epoch < int(self.options["orientation_phase_epoch"]):
             return 0.0
         if term == "se":
             return float(self.options["beta"])
         if term == "oe":
             return float(self.options["gamma"])
-        return float(self.options["weights"].get(term, 1.0))
+        return super().weight(term, model)
 
     def loss(self, model, batch) -> tuple:
         from finetune.models.base import unwrap
@@ -330,26 +204,8 @@ class SiMATask(Task):
         return super().describe_batch(batch, indices)
 
     # -- evaluation and export
-    def evaluate(self, model, loaders: dict, device, final: bool = False) -> dict:
-        from finetune.task_mesh import evaluate_splits
+    def evaluator(self, model, loader, device) -> tuple:
+        return evaluate_multiview(model, loader, device)
 
-        return evaluate_splits(evaluate_multiview, model, loaders, device, Path(self.config.out) if final else None)
-
-    def export(self, model, out: Path, metrics: dict, trainer) -> dict:
-        from finetune.task_mesh import write_run_outputs
-
-        options = {**self.options, "views": self.views, "datasets": self.specs, "eval_datasets": self.eval_specs}
-        return write_run_outputs(model, out, metrics, trainer, options, "sima_config.json")
-
-
-class _FirstView:
-    """A multi-view dataset seen through its items' first view (for check_topology)."""
-
-    def __init__(self, ds):
-        self.ds = ds
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, i: int) -> dict:
-        return unstack(self.ds[i], 0)
+    def exported_options(self) -> dict:
+        return {**super().exported_options(), "views": self.views}

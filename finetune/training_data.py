@@ -18,6 +18,9 @@ equals the model's ('mano', or the hand model's template hash); otherwise `mesh_
 and only its keypoints supervise. With `mismatch='error'` (the default) a dataset whose meshes
 have another topology is refused with an error that names both.
 
+Multi-view items (SiMA-Hand): `open_multiview` opens a loader with its multi-view access and
+`MultiViewSet` stacks N views of one hand per item, each view augmented from its own stream.
+
 2D-only samples (`has_keypoints_3d` False, e.g. `coco_hand`): `keypoints_2d_valid` is their
 visibility (the labelled keypoints), `keypoints_3d_valid` False, and `check_keypoints_3d` refuses
 them to a model whose loss reads 3D keypoints (`reads_keypoints_3d`).
@@ -182,3 +185,118 @@ def concat_views(batch: dict) -> dict:
         b = v2[k]
         out[k] = torch.cat([a, b]) if isinstance(a, torch.Tensor) else list(a) + list(b)
     return out
+
+
+# ---------------------------------------------------------------- multi-view items (SiMA-Hand)
+
+MULTIVIEW_OPTION = {"complement": lambda n: n, "hanco": lambda n: True, "dexycb": lambda n: True}
+# the stream of a multi-view item's view choice, SeedSequence([seed, epoch, i, VIEW_CHOICE_STREAM]); view k's
+# augmentation draws from SeedSequence([seed, epoch, i, k]), so this number must be no view index (it was 7,
+# which made the choice and view 7's augmentation one stream)
+VIEW_CHOICE_STREAM = 1_000_003
+
+
+def open_multiview(spec: dict, crop_size: int, views: int):
+    """A loader of `spec` whose items stack several views of one hand."""
+    name = spec["name"]
+    if name not in MULTIVIEW_OPTION:
+        raise ValueError(f"sima: dataset {name!r} has no multi-view access here (multi-view loaders: "
+                         f"{', '.join(MULTIVIEW_OPTION)})")
+    options = {"multiview": MULTIVIEW_OPTION[name](int(views)), **spec["options"]}
+    ds = open_dataset({**spec, "options": options}, crop_size)
+    fewest = getattr(ds, "min_views", None)
+    if fewest is not None and len(ds) and fewest < int(views):
+        raise ValueError(f"sima: {name} at {spec['root']} (options {spec['options']}) has items with only "
+                         f"{fewest} views, fewer than views={views}")
+    return ds
+
+
+def unstack(item: dict, index: int) -> dict:
+    return {k: v[index] for k, v in item.items()}
+
+
+class MultiViewSet(Dataset):
+    """Items of N views of one hand as stacked training samples ((N, ...) tensors, per-view string lists):
+    the multi-view twin of MixedTrainingSet (training) and EvalSet (evaluation).
+
+    Training: a mixture with ratios (finetune.mixture); an item with more views than N keeps N of them,
+    drawn from `view_choice_seed`; each view is augmented independently from `view_seed`. Evaluation:
+    one dataset, no augmentation."""
+
+    def __init__(self, datasets: dict, topology: str, views: int, ratios: dict | None = None, augment=None,
+                 seed: int = 0, epoch_size: int | None = None, on_epoch=None, train: bool = True):
+        from finetune.mixture import MixtureDataset, MixtureSampler
+
+        self.datasets = datasets
+        self.mixture = MixtureDataset(datasets)
+        self.train = bool(train)
+        self.sampler = MixtureSampler(self.mixture, ratios or {k: 1.0 for k in datasets}, epoch_size=epoch_size,
+                                      seed=seed) if self.train else None
+        self.topology, self.augment, self.seed = topology, augment, int(seed)
+        self.views = None if views is None else int(views)     # None: every view of an item
+        self.on_epoch = on_epoch
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        for ds in self.datasets.values():
+            if hasattr(ds, "set_epoch"):
+                ds.set_epoch(self.epoch)
+        if self.train:
+            self.indices = self.sampler.epoch_indices(self.epoch)
+        if self.on_epoch is not None:
+            self.on_epoch(self.epoch)
+
+    def __len__(self) -> int:
+        return self.sampler.epoch_size if self.train else len(self.mixture)
+
+    def view_choice_seed(self, i: int) -> np.random.SeedSequence:
+        return np.random.SeedSequence([self.seed, self.epoch if self.train else 0, int(i), VIEW_CHOICE_STREAM])
+
+    def view_seed(self, i: int, view: int) -> np.random.SeedSequence:
+        return np.random.SeedSequence([self.seed, self.epoch, int(i), int(view)])
+
+    def __getitem__(self, i: int) -> dict:
+        from finetune.augment import augment
+        from finetune.datasets.multiview import stack_views
+
+        item = self.mixture[int(self.indices[i]) if self.train else int(i)]
+        n = len(item["image"])
+        views = n if self.views is None else self.views
+        if n < views:
+            raise ValueError(f"sima: an item has {n} views, fewer than views={views}")
+        chosen = np.arange(n)
+        if n > views:
+            chosen = np.sort(np.random.default_rng(self.view_choice_seed(i)).choice(n, views, replace=False))
+        out = []
+        for k in chosen:
+            s = unstack(item, int(k))
+            if self.train and self.augment is not None:
+                s = augment(s, self.augment, np.random.default_rng(self.view_seed(i, int(k))))[0]
+            out.append(training_sample(s, self.topology))
+        return stack_views(out)
+
+
+def collate_views(items: list) -> dict:
+    """(B, N, ...) tensors; string keys as lists of B lists of N."""
+    return {k: torch.stack([it[k] for it in items]) if isinstance(items[0][k], torch.Tensor)
+            else [it[k] for it in items] for k in items[0]}
+
+
+def flatten_views(batch: dict) -> dict:
+    """(B, N, ...) -> (B*N, ...), view-major within each hand; lists of lists -> one list."""
+    return {k: v.reshape(-1, *v.shape[2:]) if isinstance(v, torch.Tensor) else [x for row in v for x in row]
+            for k, v in batch.items()}
+
+
+class FirstView:
+    """A multi-view dataset seen through its items' first view (for check_topology)."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> dict:
+        return unstack(self.ds[i], 0)

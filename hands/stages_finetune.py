@@ -5,8 +5,8 @@
 evaluation; it gives `model_file` and `finetune_run`. `evaluate` scores the held-out predictions
 with the FreiHAND metric suite (`hands evaluate`'s code: PA-MPJPE, PA-MPVPE or the keypoint-
 transform path, F-scores, PCK curves), and draws predicted meshes over the input crops.
-The defaults are sized for the demo (a few poses x 12 views at 128 px on 2 CPU cores); `hands
-finetune` has the paper's recipe.
+Settings left null come from the model family's recipe (hands/recipes.py, as `hands finetune`); the
+demo pipeline gives its small sizes in pipelines.yaml.
 """
 from __future__ import annotations
 
@@ -32,37 +32,34 @@ def heldout_split(pose_ids: list, heldout) -> tuple:
     return train, held
 
 
-def finetune(ctx, *, model: str = "mobrecon_densestack", epochs: int = 10, batch_size: int = 8, lr: float = 1e-3,
-             milestones: list | None = (), heldout_poses=(1400,), consistency: bool = True,
-             consistency_from_epoch: int = 5, augment: bool = True,
+def finetune(ctx, *, model: str = "mobrecon_densestack", epochs: int | None = None, batch_size: int | None = None,
+             lr: float | None = None, milestones: list | None = None, heldout_poses=(1400,),
+             consistency: bool | None = None, consistency_from_epoch: int | None = None, augment: bool = True,
              from_pretrained: bool = True, extra_datasets: list = (), model_options: dict | None = None,
-             input_size: int = 128, seed: int = 0, loader_workers: int = 0, folder: str = "finetune"):
+             input_size: int | None = None, seed: int = 0, loader_workers: int = 0, folder: str = "finetune"):
     """Fine-tune a reconstruction model on the rendered shards (held-out poses for evaluation) mixed with
-    `extra_datasets` (NAME:ROOT[:RATIO] specs, e.g. freihand:~/data/FreiHAND:1.0); milestones [] keeps lr
-    constant, null divides it by 10 at epochs x 1/4, 1/2, 3/4; the consistency losses start at
-    `consistency_from_epoch` (the release's 5)."""
+    `extra_datasets` (NAME:ROOT[:RATIO] specs, e.g. freihand:~/data/FreiHAND:1.0); null settings are the model
+    family's recipe (hands/recipes.py, as `hands finetune`); milestones [] keeps lr constant; `augment: true`
+    is the recipe's augmentation, false plain crops."""
     import json
 
-    from pretrain.trainer import TrainConfig, train
+    from hands.stages_pretrain import given
+    from hands.training import build_config, run
     from synth.tables import load_tables
 
     data = Path(ctx.need("dataset", "render"))
     train_ids, held = heldout_split(load_tables(data).poses["pose_ids"], heldout_poses)
     encoder = ctx.outputs.get("pretrained_encoder") if from_pretrained else None
     out = ctx.out / folder
-    config = TrainConfig(
-        task="mesh", out=str(out), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
-        milestones=None if milestones is None else list(milestones), seed=int(seed), num_workers=int(loader_workers),
-        checkpoint_every=0, log_every=1, eval_every=-1,
-        task_options={"model": model, "pretrained_encoder": str(encoder) if encoder else None,
-                      "model_options": dict(model_options or {}), "input_size": int(input_size),
-                      "datasets": [{"name": "complement", "root": str(data), "options": {"poses": train_ids}},
-                                   *extra_datasets],
-                      "eval_datasets": {"heldout_poses": {"name": "complement", "root": str(data),
-                                                          "options": {"poses": held}}},
-                      "consistency": bool(consistency), "consistency_from_epoch": int(consistency_from_epoch),
-                      "augment": bool(augment)})
-    result = train(config)
+    config = build_config("mesh", out, train=given(
+        epochs=epochs, batch_size=batch_size, lr=lr, milestones=milestones, seed=int(seed),
+        num_workers=int(loader_workers), checkpoint_every=0, log_every=1, eval_every=-1), options=given(
+        model=model, pretrained_encoder=str(encoder) if encoder else None, model_options=dict(model_options or {}),
+        input_size=input_size,
+        datasets=[{"name": "complement", "root": str(data), "options": {"poses": train_ids}}, *extra_datasets],
+        eval_datasets={"heldout_poses": {"name": "complement", "root": str(data), "options": {"poses": held}}},
+        consistency=consistency, consistency_from_epoch=consistency_from_epoch, augment=None if augment else False))
+    result = run(config)
     ctx.figure("model", f"{model}" + (f" from the pretrained encoder {Path(encoder).name}" if encoder
                                       else " from scratch"))
     ctx.figure("poses", f"train {train_ids}, held out {held}")

@@ -4,8 +4,8 @@
 `pretrained_encoder` (OUT/pretrain/encoder.pt) and `pretrain_run` (the run
 folder); `pretrain_preview` draws the curves, the PCK curves of the held-out
 splits and a grid of predicted vs. true 2D keypoints on held-out samples.
-The defaults are sized for the demo (3 poses x 8 views at 128 px on 2 CPU
-cores); `hands pretrain` has the paper's schedule.
+Settings left null come from the recipe (hands/recipes.py, as `hands pretrain`); the demo
+pipeline gives its small sizes in pipelines.yaml.
 """
 from __future__ import annotations
 
@@ -14,24 +14,27 @@ from pathlib import Path
 import numpy as np
 
 
-def pretrain(ctx, *, encoder: str = "densestack", epochs: int = 30, batch_size: int = 8, lr: float = 1e-3,
-             milestones: list | None = (), input_size: int = 128, heldout_poses=0.1, augment: bool = True,
-             seed: int = 0, loader_workers: int = 0, folder: str = "pretrain"):
-    """2D-pose pretraining (heatmap + MapReg heads, seed 001 Fig. 14) on the rendered shards; milestones
-    [] keeps lr constant (the demo's short run), null divides it by 10 at epochs x 1/4, 1/2, 3/4 (the paper's
-    20/40/60 of 80)."""
+def pretrain(ctx, *, encoder: str | None = None, epochs: int | None = None, batch_size: int | None = None,
+             lr: float | None = None, milestones: list | None = None, input_size: int | None = None,
+             heldout_poses=0.1, augment: bool = True, seed: int = 0, loader_workers: int = 0,
+             folder: str = "pretrain"):
+    """2D-pose pretraining (heatmap + MapReg heads, seed 001 Fig. 14) on the rendered shards; the recipe's
+    settings (hands/recipes.py: the paper's 80 epochs, batch 128, lr 1e-3 / 10 at 20/40/60, DenseStack,
+    128 px) where a setting is null; milestones [] keeps lr constant (the demo's short run)."""
     import json
 
-    from pretrain.trainer import TrainConfig, train
+    from hands.training import build_config, run
 
     data = Path(ctx.need("dataset", "render"))
     out = ctx.out / folder
-    config = TrainConfig(out=str(out), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
-                         milestones=None if milestones is None else list(milestones), seed=int(seed),
-                         num_workers=int(loader_workers), checkpoint_every=0, log_every=1,
-                         task_options={"data": str(data), "encoder": encoder, "input_size": int(input_size),
-                                       "heldout_poses": heldout_poses, "augment": bool(augment)})
-    result = train(config)
+    config = build_config("pose2d", out, train=given(epochs=epochs, batch_size=batch_size, lr=lr,
+                                                     milestones=milestones, seed=int(seed),
+                                                     num_workers=int(loader_workers), checkpoint_every=0,
+                                                     log_every=1),
+                          options=given(data=str(data), encoder=encoder, input_size=input_size,
+                                        heldout_poses=heldout_poses, augment=bool(augment)))
+    encoder, input_size = config.task_options["encoder"], config.task_options["input_size"]
+    result = run(config)
     info = json.loads((out / "splits.json").read_text())
     ctx.figure("encoder", f"{encoder} at {input_size}x{input_size}")
     ctx.figure("samples", ", ".join(f"{k} {v}" for k, v in info["samples"].items()))
@@ -44,6 +47,11 @@ def pretrain(ctx, *, encoder: str = "densestack", epochs: int = 30, batch_size: 
         ctx.figure(f"{split}: mean 2D error (px, MapReg)", f"{m['mean_px']:.2f}")
         ctx.figure(f"{split}: AUC 0-30 px (MapReg / heatmap)", f"{m['auc']:.3f} / {m['hm_auc']:.3f}")
     ctx.give(pretrained_encoder=result.files["encoder"], pretrain_run=out)
+
+
+def given(**settings) -> dict:
+    """The settings a stage was given (None: the recipe's, left out)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items() if v is not None}
 
 
 def pretrain_preview(ctx, *, count: int = 8, columns: int = 4, split: str = "heldout_poses", scale: int = 2):

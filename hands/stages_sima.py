@@ -7,10 +7,13 @@ item, redrawn every epoch), plus any multi-view benchmark given in `extra_datase
 `sima_mvr_model` and `sima_mvr_run`. `sima_svr` trains SVR-Hand on the same data one view at a time,
 distilling from that frozen MVR-Hand (L_SE, L_OE with weights beta, gamma; `distill: false` is the
 ablation), and gives `sima_svr_model` and `sima_svr_run`. The orientation terms start at
-`orientation_phase_epoch` (H2ONet's two phases). Defaults are sized for a laptop demo (64 px, 3 views).
+`orientation_phase_epoch` (H2ONet's two phases). Settings left null come from the recipe (hands/recipes.py:
+Adam, 128 px, 8 views, batch 64 / 32, MobRecon's schedule); the sima pipeline gives laptop sizes (64 px,
+3 views) in pipelines.yaml.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -32,22 +35,24 @@ def _report(ctx, result, what: str):
 
 
 def _train(ctx, folder, epochs, batch_size, lr, milestones, seed, loader_workers, options):
-    import finetune.task_sima  # noqa: F401  registers the task
-    from pretrain.trainer import TrainConfig, train
+    from hands.stages_pretrain import given
+    from hands.training import build_config, run
 
     out = ctx.out / folder
-    config = TrainConfig(task="sima", out=str(out), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
-                         milestones=None if milestones is None else list(milestones), seed=int(seed),
-                         num_workers=int(loader_workers), checkpoint_every=0, log_every=1, eval_every=-1,
-                         task_options=options)
-    return out, train(config)
+    config = build_config("sima", out, train=given(epochs=epochs, batch_size=batch_size, lr=lr, milestones=milestones,
+                                                   seed=int(seed), num_workers=int(loader_workers),
+                                                   checkpoint_every=0, log_every=1, eval_every=-1),
+                          options=given(**options))
+    return out, run(config)
 
 
-def sima_mvr(ctx, *, views: int = 3, input_size: int = 64, epochs: int = 30, batch_size: int = 2, lr: float = 1e-3,
-             milestones: list | None = (), heldout_poses=(1400,), extra_datasets=(), orientation_phase_epoch: int = 5,
-             augment: bool = False, from_pretrained: bool = False, model_options: dict | None = None, seed: int = 0,
-             loader_workers: int = 0, folder: str = "sima_mvr"):
-    """Train MVR-Hand (N views per hand) on the rendered shards (+ extra multi-view benchmarks)."""
+def sima_mvr(ctx, *, views: int | None = None, input_size: int | None = None, epochs: int | None = None,
+             batch_size: int | None = None, lr: float | None = None, milestones: list | None = None,
+             heldout_poses=(1400,), extra_datasets=(), orientation_phase_epoch: int | None = None,
+             augment: bool | None = None, from_pretrained: bool = False, model_options: dict | None = None,
+             seed: int = 0, loader_workers: int = 0, folder: str = "sima_mvr"):
+    """Train MVR-Hand (N views per hand) on the rendered shards (+ extra multi-view benchmarks); null settings
+    are the recipe's (hands/recipes.py)."""
     from hands.stages_finetune import heldout_split
     from synth.tables import load_tables
 
@@ -56,20 +61,23 @@ def sima_mvr(ctx, *, views: int = 3, input_size: int = 64, epochs: int = 30, bat
     specs, evals = _common(ctx, data, held, train_ids, extra_datasets)
     encoder = ctx.outputs.get("pretrained_encoder") if from_pretrained else None
     out, result = _train(ctx, folder, epochs, batch_size, lr, milestones, seed, loader_workers, {
-        "stage": "mvr", "views": int(views), "input_size": int(input_size), "datasets": specs,
-        "eval_datasets": evals, "augment": bool(augment), "orientation_phase_epoch": int(orientation_phase_epoch),
+        "stage": "mvr", "views": views, "input_size": input_size, "datasets": specs,
+        "eval_datasets": evals, "augment": augment, "orientation_phase_epoch": orientation_phase_epoch,
         "pretrained_encoder": str(encoder) if encoder else None, "model_options": dict(model_options or {})})
-    ctx.figure("MVR-Hand", f"{views} views per hand at {input_size} px; train poses {train_ids}, held out {held}")
+    options = json.loads((out / "sima_config.json").read_text())["task_options"]
+    ctx.figure("MVR-Hand", f"{options['views']} views per hand at {options['input_size']} px; train poses "
+                           f"{train_ids}, held out {held}")
     _report(ctx, result, "MVR")
     ctx.give(sima_mvr_model=result.files["model"], sima_mvr_run=out)
 
 
-def sima_svr(ctx, *, input_size: int = 64, epochs: int = 30, batch_size: int = 2, lr: float = 1e-3,
-             milestones: list | None = (), heldout_poses=(1400,), extra_datasets=(), orientation_phase_epoch: int = 5,
-             beta: float = 1.0, gamma: float = 1.0, distill: bool = True, augment: bool = False,
-             from_pretrained: bool = False, model_options: dict | None = None, seed: int = 0, loader_workers: int = 0,
-             folder: str = "sima_svr"):
-    """Train SVR-Hand with single-to-multi-view adaptation from the `sima_mvr` stage's frozen MVR-Hand."""
+def sima_svr(ctx, *, input_size: int | None = None, epochs: int | None = None, batch_size: int | None = None,
+             lr: float | None = None, milestones: list | None = None, heldout_poses=(1400,), extra_datasets=(),
+             orientation_phase_epoch: int | None = None, beta: float = 1.0, gamma: float = 1.0, distill: bool = True,
+             augment: bool | None = None, from_pretrained: bool = False, model_options: dict | None = None,
+             seed: int = 0, loader_workers: int = 0, folder: str = "sima_svr"):
+    """Train SVR-Hand with single-to-multi-view adaptation from the `sima_mvr` stage's frozen MVR-Hand; null
+    settings are the recipe's (hands/recipes.py)."""
     from hands.stages_finetune import heldout_split
     from synth.tables import load_tables
 
@@ -82,8 +90,8 @@ def sima_svr(ctx, *, input_size: int = 64, epochs: int = 30, batch_size: int = 2
     encoder = ctx.outputs.get("pretrained_encoder") if from_pretrained else None
     out, result = _train(ctx, folder, epochs, batch_size, lr, milestones, seed, loader_workers, {
         "stage": "svr", "teacher": str(teacher), "distill": bool(distill), "beta": float(beta),
-        "gamma": float(gamma), "input_size": int(input_size), "datasets": specs, "eval_datasets": evals,
-        "augment": bool(augment), "orientation_phase_epoch": int(orientation_phase_epoch),
+        "gamma": float(gamma), "input_size": input_size, "datasets": specs, "eval_datasets": evals,
+        "augment": augment, "orientation_phase_epoch": orientation_phase_epoch,
         "pretrained_encoder": str(encoder) if encoder else None, "model_options": dict(model_options or {})})
     ctx.figure("SVR-Hand", f"from MVR-Hand {teacher}" + (f" with L_SE x {beta}, L_OE x {gamma}" if distill
                                                          else " without distillation"))

@@ -17,7 +17,7 @@ silent; each line below names the release's place:
 The release leaves colour values outside [0, 1] (it normalises without clipping); so does
 `photometric`. SAR's release (data/processing.py) draws differently: every sample rotated
 U(-180, 180), box x U(0.9, 1.1), shift U(-10, 10) px, each channel x U(0.8, 1.2) clipped
-(`channel_gain`); finetune/recipes.py sets those for SAR. A rotation is drawn before its probability is tested, as in the release, so the
+(`channel_gain`); hands/recipes.py sets those for SAR. A rotation is drawn before its probability is tested, as in the release, so the
 other draws do not depend on whether the image rotates.
 """
 from __future__ import annotations

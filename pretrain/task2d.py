@@ -51,7 +51,8 @@ from torch import nn
 
 from .checkpoint import atomic_save, load_pretrained_encoder, safe_load, save_encoder
 from .encoders import build_named_encoder
-from .trainer import Task, register_task
+from .task import Task
+from .tasks import register_task
 
 NUM_JOINTS = 21
 

@@ -3,7 +3,8 @@
     config (TrainConfig) -> task from TASKS (model, data, losses, metrics, export)
     -> optimiser and step schedule -> loop -> checkpoints, scalars, curves, export
 
-A *task* (a `Task` subclass registered with `@register_task(name)`) is what a
+A *task* (a `Task` subclass of pretrain/task.py, registered with
+`@register_task(name)` of pretrain/tasks.py by the layer that defines it) is what a
 model family brings: `build_model`, `train_dataset`, `eval_datasets`, `loss`,
 `evaluate` and `export`. The trainer does the rest:
 
@@ -39,28 +40,26 @@ Steps count from 1: "step N" is the N-th optimiser step.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
+from .batching import EpochBatchSampler, subset as _subset, to_device as _to_device
 from .curves import ScalarLog, plot_curves
+from .task import RESUMABLE, Task, TrainConfig, default_num_workers
+from .tasks import TASKS, register_task
 
-TASKS: dict = {}
-
-# config keys a resumed run may change; every other key must match the checkpoint's
-RESUMABLE = {"epochs", "max_steps", "eval_every", "checkpoint_every", "keep_checkpoints", "log_every",
-             "num_workers", "progress", "out", "device", "compile", "eval_samples"}
-
+__all__ = ["EpochBatchSampler", "NonFiniteError", "RESUMABLE", "TASKS", "Task", "TrainConfig", "TrainResult",
+           "Trainer", "build_task", "default_num_workers", "register_task", "train"]
 
 # evaluation entries that are counts, not curves worth a panel
 NOT_LOGGED = {"samples"}
@@ -70,195 +69,10 @@ class NonFiniteError(RuntimeError):
     """A loss or gradient became NaN or infinite; the message names the step and the batch."""
 
 
-def register_task(name: str):
-    def deco(cls):
-        TASKS[name] = cls
-        cls.name = name
-        return cls
-    return deco
-
-
-def default_num_workers() -> int:
-    """DataLoader worker processes per training process: the CPUs this process may use, at most 4."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        n = os.cpu_count() or 1
-    return max(1, min(4, n))
-
-
-@dataclass
-class TrainConfig:
-    task: str = "pose2d"
-    out: str = "runs/pretrain"
-    epochs: int = 80
-    batch_size: int = 128            # global: split over the processes of a distributed run
-    lr: float = 1e-3
-    optimizer: str = "adam"          # adam | adamw | sgd
-    weight_decay: float = 0.0
-    milestones: list | None = None   # epochs where lr *= gamma; None: epochs x (1/4, 1/2, 3/4)
-    schedule: str = "step"           # step (milestones) | cosine (to 0 over the epochs, per epoch; SAR's release)
-    gamma: float = 0.1
-    seed: int = 0
-    max_steps: int = 0               # stop after this many steps in all (0: epochs x steps per epoch)
-    eval_every: int = 0              # steps between evaluations; 0: at the end of every epoch; <0: only at the end
-    eval_samples: int = 1024         # per split in periodic evaluations (the final one uses all)
-    checkpoint_every: int = 500      # steps between checkpoints (one is also written at the end)
-    keep_checkpoints: int = 3
-    log_every: int = 10              # steps between train/* rows of scalars.csv
-    num_workers: int = -1            # DataLoader workers; -1: default_num_workers()
-    grad_clip: float = 0.0           # max gradient norm (0: off)
-    device: str = "auto"             # auto | cpu | cuda
-    amp: str = "auto"                # auto (on with CUDA) | on | off
-    compile: str = "auto"            # auto (on with CUDA) | on | off
-    progress: bool = True
-    task_options: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown training setting(s) {unknown}; settings: {sorted(known)}")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
-
-    def resolved_milestones(self) -> list:
-        if self.milestones is None:
-            return [round(self.epochs * f) for f in (0.25, 0.5, 0.75)]
-        return [int(m) for m in self.milestones]
-
-    def check(self, require_task: bool = True) -> None:
-        for name in ("epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.optimizer not in ("adam", "adamw", "sgd"):
-            raise ValueError(f"optimizer must be adam, adamw or sgd, got {self.optimizer!r}")
-        if self.schedule not in ("step", "cosine"):
-            raise ValueError(f"schedule must be step or cosine, got {self.schedule!r}")
-        for name in ("amp", "compile"):
-            if getattr(self, name) not in ("auto", "on", "off"):
-                raise ValueError(f"{name} must be auto, on or off, got {getattr(self, name)!r}")
-        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if require_task and self.task not in TASKS:
-            raise ValueError(f"unknown task {self.task!r}; tasks: {', '.join(sorted(TASKS)) or 'none registered'}")
-
-
-class Task:
-    """What a model family gives the trainer. Subclass, register with @register_task(name)."""
-
-    name = "task"
-    # DDP: True when some parameters may get no gradient in a step (e.g. encoder outputs a head ignores)
-    find_unused_parameters = False
-
-    def __init__(self, config: TrainConfig):
-        self.config = config
-        self.options = dict(config.task_options)
-        self.epoch = 0   # the trainer sets it before every epoch (e.g. for losses switched on later)
-
-    def build_model(self) -> torch.nn.Module:
-        raise NotImplementedError
-
-    def train_dataset(self) -> Dataset:
-        raise NotImplementedError
-
-    def eval_datasets(self) -> dict:
-        """{split name: dataset}; may be empty."""
-        return {}
-
-    def collate(self, samples: list):
-        return torch.utils.data.default_collate(samples)
-
-    def loss(self, model, batch) -> tuple:
-        """(loss tensor, {name: scalar tensor}) of one batch already on the device."""
-        raise NotImplementedError
-
-    def evaluate(self, model, loaders: dict, device, final: bool = False) -> dict:
-        """{split: {metric: float or list}}; float entries are logged as eval/<split>/<metric>."""
-        return {}
-
-    def export(self, model, out: Path, metrics: dict, trainer) -> dict:
-        """Write the task's outputs (weights, config, metrics); returns {name: path}."""
-        return {}
-
-    def describe_batch(self, batch, indices) -> list:
-        """Names of the samples of a batch, for error messages."""
-        keys = batch.get("key") if isinstance(batch, dict) else None
-        return list(keys) if isinstance(keys, (list, tuple)) else [f"index {i}" for i in indices]
-
-
 def build_task(config: TrainConfig) -> Task:
-    if config.task not in TASKS and config.task in TASK_MODULES:
-        import importlib
-
-        importlib.import_module(TASK_MODULES[config.task])
+    """The registered task of `config.task`, built on the config (unknown names are a ValueError)."""
     config.check()
-    return TASKS[config.task](config)
-
-
-# task name -> the module that registers it, imported on first use (fine-tuning lives a layer up, in
-# finetune; naming its module here keeps `pretrain` free of importing it until a config asks for it)
-TASK_MODULES = {"pose2d": "pretrain.task2d", "mesh": "finetune.task_mesh", "sima": "finetune.task_sima"}
-
-
-class EpochBatchSampler(Sampler):
-    """Global batches of a seeded per-epoch permutation; rank r of W takes batch[r::W].
-
-    `set_epoch(epoch, start=k)` skips the first k batches (resuming mid-epoch).
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world: int = 1,
-                 shuffle: bool = True):
-        if n < 1:
-            raise ValueError("the training set is empty")
-        self.n, self.seed, self.rank, self.world, self.shuffle = int(n), int(seed), int(rank), int(world), shuffle
-        self.batch_size = min(int(batch_size), self.n)
-        if self.batch_size < self.world or self.batch_size % self.world:
-            raise ValueError(f"batch size {self.batch_size} does not split over {self.world} processes "
-                             f"(it must be a multiple of the process count)")
-        self.epoch, self.start = 0, 0
-
-    def __len__(self) -> int:
-        return self.steps_per_epoch - self.start
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return self.n // self.batch_size
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.epoch, self.start = int(epoch), int(start)
-
-    def global_batches(self, epoch: int) -> list:
-        order = np.random.default_rng([self.seed, int(epoch)]).permutation(self.n) if self.shuffle \
-            else np.arange(self.n)
-        b = self.batch_size
-        return [order[i * b:(i + 1) * b] for i in range(self.steps_per_epoch)]
-
-    def __iter__(self):
-        for batch in self.global_batches(self.epoch)[self.start:]:
-            yield batch[self.rank::self.world].tolist()
-
-
-def _to_device(batch, device):
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor):
-        return type(batch)(_to_device(v, device) for v in batch)
-    return batch
-
-
-def _subset(dataset, limit: int):
-    if limit and len(dataset) > limit:
-        idx = np.linspace(0, len(dataset) - 1, limit).round().astype(int)
-        return torch.utils.data.Subset(dataset, sorted(set(idx.tolist())))
-    return dataset
+    return TASKS.get(config.task)(config)
 
 
 @dataclass

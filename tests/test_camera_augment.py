@@ -9,7 +9,7 @@ import torch
 from benchmarks.image_stats import noise_sigma
 from pretrain.data2d import Augment2D, Pose2DSamples
 from pretrain.image_ops import camera_augment, camera_settings
-from pretrain.sketch_data import write_sketch_dataset
+from sketch_data import write_sketch_dataset
 from synth.reader import ComplementDataset
 
 NOISY = {"noise_poisson_peak": [300.0, 300.0], "noise_gaussian_sigma": [0.01, 0.01], "jpeg_prob": 0.0,
@@ -79,7 +79,7 @@ def test_finetune_augment_takes_the_same_camera_settings():
 def test_the_cli_flag_takes_a_preset_or_json_and_names_a_bad_one():
     import argparse
 
-    from hands.cli_pretrain import augment_setting, camera_augment_value
+    from hands.cli_train import augment_setting, camera_augment_value
     from pretrain.image_ops import CAMERA_AUGMENT_PRESETS
 
     assert camera_augment_value("strong") == "strong"

@@ -305,7 +305,7 @@ register_encoder("tiny_coco", _TinyEncoder)
 
 @pytest.fixture(scope="module")
 def sketch(tmp_path_factory):
-    from pretrain.sketch_data import write_sketch_dataset
+    from sketch_data import write_sketch_dataset
 
     return write_sketch_dataset(tmp_path_factory.mktemp("sketch") / "data", poses=range(3), views=range(4), size=64)
 
@@ -406,7 +406,8 @@ class _ConstantMesh(nn.Module):
 
 def test_a_coco_hand_evaluation_split_reports_px_2d_and_no_3d_figure(plain, tmp_path):
     from finetune.model_eval import evaluate_loader
-    from finetune.task_mesh import MeshTask, evaluate_splits
+    from finetune.task_common import evaluate_splits
+    from finetune.task_mesh import MeshTask
     from pretrain.trainer import TrainConfig
 
     S = 33

@@ -1,7 +1,7 @@
 """The 2D-pose pretraining task: coordinates and targets, the heads, crops and augmentation, splits,
 2D metrics, the encoder file, exact resume, the CLI, the pipeline stages, and a learning check.
 
-Data: a Blender-free dataset in the real shard format (pretrain.sketch_data.write_sketch_dataset: hands
+Data: a Blender-free dataset in the real shard format (tests/sketch_data.py write_sketch_dataset: hands
 drawn as coloured bones and joint blobs). Model: a tiny Encoder subclass registered as 'tiny'."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from torch import nn
 
 from pretrain.checkpoint import load_pretrained_encoder, save_encoder
 from pretrain.data2d import Augment2D, Pose2DSamples, choose_heldout_poses, load_splits
-from pretrain.sketch_data import write_sketch_dataset
+from sketch_data import write_sketch_dataset
 from pretrain.image_ops import warp_image as warp
 from pretrain.encoders import build_named_encoder, register_encoder
 from pretrain.encoders.base import Encoder, EncoderFeatures, normalise
@@ -278,7 +278,7 @@ def test_resume_matches_an_uninterrupted_run(sketch, tmp_path):
 
 
 def _cli(argv):
-    from hands.cli_pretrain import add_parser
+    from hands.cli_train import add_parser
 
     p = argparse.ArgumentParser()
     add_parser(p.add_subparsers(dest="command"))

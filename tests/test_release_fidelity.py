@@ -213,7 +213,7 @@ def test_cosine_schedule_by_hand(tmp_path):
 
 
 def test_recipes_follow_each_release():
-    from finetune.recipes import recipe_for
+    from hands.recipes import recipe_for
 
     mob, sar, cmr = recipe_for("mobrecon_ghoststack"), recipe_for("sar_resnet34"), recipe_for("cmr_baseline")
     assert mob["train"] == {"epochs": 38, "batch_size": 32, "lr": 1e-3, "milestones": [30], "optimizer": "adam",
@@ -332,7 +332,7 @@ def test_camera_effects_take_the_unclipped_photometric_output():
 def test_sar_recipe_draws_its_release_ranges():
     """SAR's processing.py: every sample rotated U(-180, 180), box x U(0.9, 1.1), centre shift U(-10, 10) px of
     the 130 px box (10 / 130 of the crop), channel gains U(0.8, 1.2) clipped, no photometric steps."""
-    from finetune.recipes import recipe_for
+    from hands.recipes import recipe_for
 
     draws = _draws(AugmentConfig.from_value(recipe_for("sar_resnet34")["task"]["augment"]))
     side = np.array([1 / d.scale for d in draws])

@@ -293,7 +293,8 @@ def test_mvr_then_svr_with_distillation_overfit_rendered_samples(rendered_set, t
 
 
 def test_orientation_terms_wait_for_their_phase_and_single_view_loaders_are_refused():
-    from finetune.task_sima import SiMATask, open_multiview
+    from finetune.task_sima import SiMATask
+    from finetune.training_data import open_multiview
     from finetune.training_data import parse_spec
     from pretrain.trainer import TrainConfig
 
@@ -318,7 +319,7 @@ def test_hanco_multiview_items_share_one_canonical_hand(hand_model, tmp_path):
     from fixtures_more_benchmarks import write_hanco
 
     from finetune.models.sima import canonical_targets
-    from finetune.task_sima import MultiViewSet, collate, flatten_views, open_multiview
+    from finetune.training_data import MultiViewSet, collate_views as collate, flatten_views, open_multiview
     from finetune.training_data import parse_spec
 
     write_hanco(tmp_path, hand_model)
@@ -328,6 +329,35 @@ def test_hanco_multiview_items_share_one_canonical_hand(hand_model, tmp_path):
     assert batch["image"].shape == (2, 4, 3, S, S) and len(batch["sample_id"][0]) == 4
     canon = canonical_targets(flatten_views(batch))["keypoints"].view(2, 4, 21, 3)
     assert (canon - canon[:, :1]).abs().max() < 1e-4
+
+
+def test_the_view_choice_and_each_views_augmentation_are_independent_streams(hand_model, tmp_path):
+    """A multi-view item keeps N of its views, drawn from its own stream; each kept view is augmented from
+    SeedSequence([seed, epoch, i, view]). The choice once drew from [seed, epoch, i, 7], which is view 7's
+    augmentation stream: two draws meant to be independent were one. The cameras an item keeps are the
+    ones the choice stream gives, and that stream is none of the views' streams."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixtures_more_benchmarks import write_hanco
+
+    from finetune.training_data import MultiViewSet, open_multiview, parse_spec
+
+    write_hanco(tmp_path, hand_model)
+    ds = open_multiview(parse_spec(f"hanco:{tmp_path}"), S, 3)
+    mv = MultiViewSet({"hanco": ds}, "any", 3, augment=None, seed=5)
+    mv.set_epoch(2)
+    for i in range(2):
+        item = ds[int(mv.indices[i])]
+        expected = np.sort(np.random.default_rng(mv.view_choice_seed(i)).choice(len(item["image"]), 3,
+                                                                                 replace=False))
+        assert mv[i]["sample_id"] == [item["sample_id"][k] for k in expected]
+        choice = mv.view_choice_seed(i).generate_state(8)
+        for view in range(216):
+            assert not np.array_equal(choice, mv.view_seed(i, view).generate_state(8)), view
+    # the former key was view 7's augmentation stream
+    assert np.array_equal(np.random.SeedSequence([5, 2, 0, 7]).generate_state(8), mv.view_seed(0, 7).generate_state(8))
 
 
 def test_dexycb_multiview_batches_and_too_few_cameras_are_refused(hand_model, tmp_path):
@@ -340,7 +370,7 @@ def test_dexycb_multiview_batches_and_too_few_cameras_are_refused(hand_model, tm
     from fixtures_more_benchmarks import write_dexycb
 
     from finetune.models.sima import canonical_targets
-    from finetune.task_sima import MultiViewSet, collate, flatten_views, open_multiview
+    from finetune.training_data import MultiViewSet, collate_views as collate, flatten_views, open_multiview
     from finetune.training_data import parse_spec
 
     truth = write_dexycb(tmp_path, hand_model, subjects=(6,))

@@ -35,9 +35,9 @@ The ONNX graph (K = None) has the normalised depth only.
 
 Size at 128 px (pretrain.complexity): csr_resnet18 18.80M parameters / 1236.6M Mult-Adds, csr_resnet50
 31.84M / 2048.2M (the encoder 11.18M / 592.2M resp. 23.51M / 1334.6M of it; the graph network 3.45M /
-88.7M, of which the FC is 3.2M; the depth-bin net 1.71M / 135.1M). The paper's recipe (section 5.1):
-`hands finetune --model csr_resnet18 --lr 1e-4 --epochs 50 --milestones 40 --batch-size 32
---no-consistency` (the paper trains at 224 px: `--input-size 224`).
+88.7M, of which the FC is 3.2M; the depth-bin net 1.71M / 135.1M). The paper's recipe (section 5.1:
+Adam 1e-4, /10 at epoch 40, 50 epochs, batch 32, 224 px) is its row of hands/recipes.py, the default of
+`hands finetune --model csr_resnet18`.
 
 Losses (section 4, equation 5; `loss_terms`). Each term is returned already multiplied by the paper's
 weight of section 5.1 (the `loss_weights` setting; PAPER_WEIGHTS below), so the task's `weights`
