@@ -6,7 +6,7 @@ venv:
 	./scripts/bootstrap.sh
 
 demo: venv
-	.venv/bin/hands run demo
+	.venv/bin/hands run demo --overwrite
 
 test: venv
 	.venv/bin/python -m pytest -q --durations=15

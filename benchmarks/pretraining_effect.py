@@ -164,7 +164,8 @@ def train(config, args) -> dict:
         print(f"[skip] {run} is finished", flush=True)
         return done
     t = time.time()
-    summary = launch(config, None, workers=args.workers, address=args.address,
+    # an unfinished run (no summary.json) is redone from the start
+    summary = launch(config, None, overwrite=True, workers=args.workers, address=args.address,
                      gpus_per_worker=args.gpus_per_worker, cpus_per_worker=1)
     summary.update(wall_seconds=round(time.time() - t, 1), config=config.to_dict())
     (run / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -14,7 +14,7 @@ def _cmd_run(args) -> None:
             print(f"{name}: {spec.get('description', '')}\n    {stages}")
         return
     out = Path(args.out) if args.out else Path("runs") / args.pipeline
-    run_pipeline(args.pipeline, out, args.file or DEFAULT_FILE, args.set)
+    run_pipeline(args.pipeline, out, args.file or DEFAULT_FILE, args.set, overwrite=args.overwrite)
 
 
 def _cmd_stages(args) -> None:
@@ -34,6 +34,8 @@ def add_parser(sub) -> None:
     r.add_argument("--set", action="append", default=[], metavar="STAGE.KEY=VALUE",
                    help="override a stage setting (YAML value), repeatable")
     r.add_argument("--list", action="store_true", help="list the pipelines and their stages")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace the training runs a former run of the pipeline left in OUT (else refused)")
     r.set_defaults(fn=_cmd_run)
 
     s = sub.add_parser("stages", help="list the stages a pipeline can use, with their settings")

@@ -173,6 +173,9 @@ def run_settings(args) -> dict:
         top["milestones"] = _ints(args.milestones, "milestones")
     if args.no_progress:
         top["progress"] = False
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ValueError(f"--max-steps {args.max_steps}: must be at least 1 (leave it out to train the whole "
+                         "schedule)")
     return {k: v for k, v in top.items() if v is not None}
 
 
@@ -207,8 +210,10 @@ def config_from_args(args):
 def _cmd_train(args) -> None:
     from .training import launch
 
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: continue the run, or replace it")
     config, resume = config_from_args(args)
-    summary = launch(config, resume, workers=args.workers or 0, address=args.address,
+    summary = launch(config, resume, overwrite=args.overwrite, workers=args.workers or 0, address=args.address,
                      gpus_per_worker=args.gpus_per_worker or 0, cpus_per_worker=args.cpus_per_worker)
     print_summary(summary, config.task)
 
@@ -252,6 +257,9 @@ def add_run_arguments(p, recipe_help: str) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--resume", nargs="?", const="auto",
                    help="continue a killed run: from OUT/checkpoints/last.pt, or from the checkpoint given")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run OUT holds (its checkpoints, scalars, predictions); without it a folder "
+                        "holding a run is refused")
     p.add_argument("--workers", type=int, help="training processes through Ray (default: one, without Ray)")
     p.add_argument("--gpus-per-worker", type=float, help="GPUs per training process (default 0)")
     p.add_argument("--cpus-per-worker", type=float, default=1.0)

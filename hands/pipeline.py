@@ -48,6 +48,7 @@ class Context:
     outputs: dict = field(default_factory=dict)
     records: list = field(default_factory=list)
     producers: dict = field(default_factory=dict)
+    overwrite: bool = False     # the training stages may replace a run a former run of the pipeline left
 
     def need(self, key: str, stage_hint: str):
         if key not in self.outputs:
@@ -108,12 +109,21 @@ def stage_settings(fn) -> dict:
 
 
 def check_settings(stage: str, settings: dict, registry) -> None:
-    """PipelineError for a stage `registry` lacks ("unknown stage ...") or a setting the stage lacks."""
-    known = stage_settings(registry.get(stage))
+    """PipelineError for a stage `registry` lacks ("unknown stage ..."), a setting the stage lacks, or a value
+    of the wrong type (synth.settings: the stage's annotations), so a bad value stops the pipeline before its
+    first stage runs."""
+    from synth.settings import check_types, signature_types
+
+    fn = registry.get(stage)
+    known = stage_settings(fn)
     unknown = sorted(set(settings) - set(known))
     if unknown:
         raise PipelineError(f"stage '{stage}' has no setting {', '.join(map(repr, unknown))}; "
                             f"settings: {', '.join(f'{k} (default {v!r})' for k, v in known.items()) or 'none'}")
+    try:
+        check_types(settings, signature_types(fn), f"setting of stage '{stage}'")
+    except ValueError as err:
+        raise PipelineError(str(err)) from None
 
 
 def apply_overrides(stages: list, overrides: list, registry) -> list:
@@ -126,14 +136,17 @@ def apply_overrides(stages: list, overrides: list, registry) -> list:
         names = [s for s, _ in stages]
         if stage not in names:
             raise PipelineError(f"--set {item}: stage '{stage}' is not in this pipeline ({', '.join(names)})")
-        check_settings(stage, {setting: None}, registry)
+        check_settings(stage, {setting: yaml.safe_load(value)}, registry)
         for s, settings in stages:
             if s == stage:
                 settings[setting] = yaml.safe_load(value)
     return stages
 
 
-def run_pipeline(name: str, out: Path, file: Path | None = None, overrides: list = ()) -> Context:
+def run_pipeline(name: str, out: Path, file: Path | None = None, overrides: list = (),
+                 overwrite: bool = False) -> Context:
+    """Run pipeline `name` into `out`; `overwrite`: its training stages may replace the runs a former run of
+    it left there (else they refuse, pretrain.trainer.claim_run_folder)."""
     from .stages import STAGES
 
     pipelines = load_pipelines(file)
@@ -142,7 +155,7 @@ def run_pipeline(name: str, out: Path, file: Path | None = None, overrides: list
     stages = apply_overrides(parse_stages(name, pipelines[name], STAGES), list(overrides), STAGES)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(out=out)
+    ctx = Context(out=out, overwrite=bool(overwrite))
     t_all = time.time()
     for i, (stage, settings) in enumerate(stages):
         print(f"[{i + 1}/{len(stages)}] {stage} {settings if settings else ''}".rstrip(), flush=True)

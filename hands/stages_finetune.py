@@ -59,7 +59,7 @@ def finetune(ctx, *, model: str = "mobrecon_densestack", epochs: int | None = No
         datasets=[{"name": "complement", "root": str(data), "options": {"poses": train_ids}}, *extra_datasets],
         eval_datasets={"heldout_poses": {"name": "complement", "root": str(data), "options": {"poses": held}}},
         consistency=consistency, consistency_from_epoch=consistency_from_epoch, augment=None if augment else False))
-    result = run(config)
+    result = run(config, overwrite=ctx.overwrite)
     ctx.figure("model", f"{model}" + (f" from the pretrained encoder {Path(encoder).name}" if encoder
                                       else " from scratch"))
     ctx.figure("poses", f"train {train_ids}, held out {held}")

@@ -34,7 +34,7 @@ def pretrain(ctx, *, encoder: str | None = None, epochs: int | None = None, batc
                           options=given(data=str(data), encoder=encoder, input_size=input_size,
                                         heldout_poses=heldout_poses, augment=bool(augment)))
     encoder, input_size = config.task_options["encoder"], config.task_options["input_size"]
-    result = run(config)
+    result = run(config, overwrite=ctx.overwrite)
     info = json.loads((out / "splits.json").read_text())
     ctx.figure("encoder", f"{encoder} at {input_size}x{input_size}")
     ctx.figure("samples", ", ".join(f"{k} {v}" for k, v in info["samples"].items()))

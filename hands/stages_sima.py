@@ -43,7 +43,7 @@ def _train(ctx, folder, epochs, batch_size, lr, milestones, seed, loader_workers
                                                    seed=int(seed), num_workers=int(loader_workers),
                                                    checkpoint_every=0, log_every=1, eval_every=-1),
                           options=given(**options))
-    return out, run(config)
+    return out, run(config, overwrite=ctx.overwrite)
 
 
 def sima_mvr(ctx, *, views: int | None = None, input_size: int | None = None, epochs: int | None = None,

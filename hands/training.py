@@ -54,20 +54,24 @@ def import_tasks() -> None:
         importlib.import_module(name)
 
 
-def run(config, resume=None):
-    """Train `config` in this process; the trainer's TrainResult."""
+def run(config, resume=None, overwrite: bool = False):
+    """Train `config` in this process; the trainer's TrainResult. A folder holding another run is refused
+    unless `overwrite` (pretrain.trainer.claim_run_folder)."""
     import_tasks()
     from pretrain.trainer import train
 
-    return train(config, resume=resume)
+    return train(config, resume=resume, overwrite=overwrite)
 
 
-def launch(config, resume=None, *, workers: int = 0, address: str | None = None, gpus_per_worker: float = 0,
-           cpus_per_worker: float = 1.0) -> dict:
+def launch(config, resume=None, *, overwrite: bool = False, workers: int = 0, address: str | None = None,
+           gpus_per_worker: float = 0, cpus_per_worker: float = 1.0) -> dict:
     """Train in this process, or in `workers` Ray processes (or on the cluster at `address` / RAY_ADDRESS);
-    the run's JSON summary."""
+    the run's JSON summary. The run folder is claimed here, before any process starts."""
     from pretrain.distributed import run_distributed, train_config
+    from pretrain.trainer import claim_run_folder
 
+    if resume is None:
+        claim_run_folder(config.out, overwrite)
     if (workers or 0) >= 1 or address or os.environ.get("RAY_ADDRESS"):
         fn = _Partial(train_config, config.to_dict(), str(resume) if resume else None, TASK_PACKAGES)
         results = run_distributed(fn, workers=max(1, workers or 0), gpus_per_worker=gpus_per_worker or 0,

@@ -191,7 +191,7 @@ def _run_ray_core(ray, train_fn, workers, gpus, cpus, timeout_s) -> list:
 
 # ---------------------------------------------------------------- the CLI's train_fn
 
-def train_config(config: dict, resume=None, extra_imports: tuple = ()) -> dict:
+def train_config(config: dict, resume=None, extra_imports: tuple = (), overwrite: bool = False) -> dict:
     """Train `config` (a TrainConfig dict) in this process; a JSON-able summary of the result."""
     import importlib
 
@@ -199,7 +199,7 @@ def train_config(config: dict, resume=None, extra_imports: tuple = ()) -> dict:
         importlib.import_module(mod)
     from .trainer import train
 
-    r = train(config, resume=resume)
+    r = train(config, resume=resume, overwrite=overwrite)
     return {"out": str(r.out), "step": r.step, "epoch": r.epoch, "seconds": round(r.seconds, 2),
             "files": {k: str(v) for k, v in r.files.items() if v is not None},
             "metrics": {s: {k: v for k, v in m.items() if not isinstance(v, list)} for s, m in r.metrics.items()}}

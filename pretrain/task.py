@@ -76,6 +76,10 @@ class TrainConfig:
         return [int(m) for m in self.milestones]
 
     def check(self, require_task: bool = True) -> None:
+        from synth.settings import check_types, typed_fields
+
+        check_types({f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, typed_fields(TrainConfig),
+                    "training setting")
         for name in ("epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

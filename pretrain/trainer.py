@@ -63,6 +63,8 @@ __all__ = ["EpochBatchSampler", "NonFiniteError", "RESUMABLE", "TASKS", "Task", 
 
 # evaluation entries that are counts, not curves worth a panel
 NOT_LOGGED = {"samples"}
+# what a run leaves in its folder besides checkpoints/ and its task's exports (which a new run rewrites)
+RUN_FILES = ("scalars.csv", "curves.png", "metrics.json", "pred_*.npz", "gt_*.npz", "nonfinite_batch*.pt")
 
 
 class NonFiniteError(RuntimeError):
@@ -73,6 +75,29 @@ def build_task(config: TrainConfig) -> Task:
     """The registered task of `config.task`, built on the config (unknown names are a ValueError)."""
     config.check()
     return TASKS.get(config.task)(config)
+
+
+def claim_run_folder(out, overwrite: bool = False) -> None:
+    """Refuse to start a fresh run in a folder that holds another run's checkpoints (one folder, two runs),
+    unless `overwrite`: then that run's checkpoints, scalars and predictions are removed first."""
+    out = Path(out)
+    folder = ckpt.checkpoint_dir(out)
+    if not (folder.is_dir() and any(folder.glob("*.pt"))):
+        return
+    if not overwrite:
+        step = ""
+        try:
+            step = f" (step {int(ckpt.load_checkpoint(ckpt.find_checkpoint(out))['step'])})"
+        except Exception:  # noqa: BLE001 - the refusal matters more than the step it names
+            pass
+        raise ValueError(f"{out} holds a run{step}: continue it with --resume, or replace it with --overwrite "
+                         "(a pipeline: hands run ... --overwrite), or give another --out")
+    import shutil
+
+    shutil.rmtree(folder)
+    for pattern in RUN_FILES:
+        for path in out.glob(pattern):
+            path.unlink()
 
 
 @dataclass
@@ -252,9 +277,13 @@ class Trainer:
                 torch.distributed.broadcast(b, src=0)
 
     # -- the loop
-    def fit(self, resume=None) -> TrainResult:
+    def fit(self, resume=None, overwrite: bool = False) -> TrainResult:
+        """Train to the end; `resume`: a checkpoint file or run folder to continue. A run folder that already
+        holds a run (a checkpoint) is refused unless it is resumed or `overwrite` replaces it."""
         t0 = time.time()
         if self.rank == 0:
+            if resume is None:
+                claim_run_folder(self.out, overwrite)
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
         if resume is not None:
@@ -402,6 +431,7 @@ class Trainer:
         return metrics
 
 
-def train(config: TrainConfig | dict, resume=None, task: Task | None = None) -> TrainResult:
-    """Build a Trainer for `config` and run it (resume: a checkpoint file or run folder)."""
-    return Trainer(config, task=task).fit(resume=resume)
+def train(config: TrainConfig | dict, resume=None, task: Task | None = None, overwrite: bool = False) -> TrainResult:
+    """Build a Trainer for `config` and run it (resume: a checkpoint file or run folder; overwrite: replace a
+    run already in config.out)."""
+    return Trainer(config, task=task).fit(resume=resume, overwrite=overwrite)

@@ -24,7 +24,7 @@ def captured(monkeypatch):
 
     seen = []
 
-    def fake_run(config, resume=None):
+    def fake_run(config, resume=None, overwrite=False):
         seen.append(config)
         raise Captured
 

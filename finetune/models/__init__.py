@@ -52,7 +52,15 @@ def model_names() -> list:
 
 def build_model(name: str, **kw):
     """Build a registered model: `build_model("mobrecon_densestack", input_size=128)`."""
-    model = MODELS.get(name)(**kw)
+    factory = MODELS.get(name)
+    try:
+        model = factory(**kw)
+    except TypeError as err:
+        if "unexpected keyword argument" not in str(err):
+            raise
+        bad = str(err).split("unexpected keyword argument")[-1].strip()
+        raise ValueError(f"model {name!r} has no option {bad} (options are its factory's keywords: "
+                         f"{factory.__module__}.{factory.__name__})") from None
     model.registry_name = MODELS.normalise(name)
     model.build_kwargs = dict(kw)
     return model
