@@ -61,16 +61,29 @@ def _json_keypoint_file(path: Path, benchmark: str) -> dict:
 
 
 def _npz_file(path: Path) -> dict:
+    import zipfile
+
     from finetune.export import SubmissionFormatError
 
-    with np.load(path, allow_pickle=False) as z:
-        if "xyz" not in z.files:
-            raise SubmissionFormatError(f"{path}: no 'xyz' array (N, 21, 3); it has {sorted(z.files)}")
-        out = {"xyz": np.asarray(z["xyz"], dtype=np.float64)}
-        for key, name in (("verts", "verts"), ("uv", "uv"), ("vis", "visible"), ("visible", "visible"),
-                          ("K", "K"), ("ids", "ids"), ("sequence", "sequence")):
-            if key in z.files:
-                out[name] = z[key]
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:2] != b"PK":  # every zip archive (so every .npz) starts with these two bytes
+        what = "an empty file" if not head else f"it starts with {head!r}"
+        raise SubmissionFormatError(f"{path}: not an .npz archive ({what}); write one with numpy.savez")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "xyz" not in z.files:
+                raise SubmissionFormatError(f"{path}: no 'xyz' array (N, 21, 3); it has {sorted(z.files)}")
+            out = {"xyz": np.asarray(z["xyz"], dtype=np.float64)}
+            for key, name in (("verts", "verts"), ("uv", "uv"), ("vis", "visible"), ("visible", "visible"),
+                              ("K", "K"), ("ids", "ids"), ("sequence", "sequence")):
+                if key in z.files:
+                    out[name] = z[key]
+    except SubmissionFormatError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, TypeError, AttributeError) as err:
+        text = " ".join(str(err).split())[:200]
+        raise SubmissionFormatError(f"{path}: not a readable .npz archive ({type(err).__name__}: {text})") from None
     n = len(out["xyz"])
     if out["xyz"].ndim != 3 or out["xyz"].shape[1:] != (21, 3):
         raise SubmissionFormatError(f"{path}: 'xyz' has shape {out['xyz'].shape}, expected (N, 21, 3)")
@@ -101,7 +114,27 @@ def load_keypoint_file(path, benchmark: str) -> dict:
     else:
         raise SubmissionFormatError(f"{path}: unknown file type '{suffix}'; expected .npz, .json or .txt")
     data.setdefault("verts", None)
+    _check_finite(path, data)
     return data
+
+
+def _check_finite(path, data: dict) -> None:
+    """NaN or inf in the keypoints or meshes: an error naming the file, the key and how many values."""
+    from finetune.export import SubmissionFormatError
+
+    for key in ("xyz", "verts"):
+        val = data.get(key)
+        if val is None:
+            continue
+        arrays = val if isinstance(val, list) else list(np.asarray(val, dtype=np.float64))
+        bad = [int(np.size(a) - np.isfinite(np.asarray(a, dtype=np.float64)).sum()) for a in arrays]
+        total = sum(bad)
+        if total:
+            nan = sum(int(np.isnan(np.asarray(a, dtype=np.float64)).sum()) for a in arrays)
+            first = next(i for i, b in enumerate(bad) if b)
+            raise SubmissionFormatError(
+                f"{path}: '{key}' holds {total} non-finite value{'s' * (total != 1)} ({nan} NaN, {total - nan} inf; "
+                f"in {sum(b > 0 for b in bad)} of {len(arrays)} samples, the first sample {first})")
 
 
 def _match(pred: dict, gt: dict, pred_path, gt_path) -> dict:

@@ -14,6 +14,7 @@ with the projected mesh blended over it and the 2D keypoints).
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,47 @@ def read_rgb(path) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     except (OSError, UnidentifiedImageError) as err:
         raise ValueError(f"{path}: not a readable image ({err})") from None
+
+
+def image_size(path) -> tuple[int, int]:
+    """(width, height) of an image file, read from its header; an unreadable file is a ValueError naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, UnidentifiedImageError) as err:
+        raise ValueError(f"{path}: not a readable image ({err})") from None
+
+
+def check_focal_and_box(width: int, height: int, focal: float | None = None, box=None, image="the image") -> None:
+    """A ValueError naming the flag, its value and the image when --focal is not a positive number of
+    pixels, or --box is not x0,y0,x1,y1 with x1 > x0, y1 > y0 overlapping the image (a box partly
+    outside it is fine: the crop is padded)."""
+    size = f"{image} is {width}x{height} pixels"
+    if focal is not None:
+        try:
+            f = float(focal)
+        except (TypeError, ValueError):
+            f = math.nan
+        if not (math.isfinite(f) and f > 0):
+            raise ValueError(f"--focal {focal if isinstance(focal, str) else format(f, 'g')}: expected a positive "
+                             f"focal length in pixels ({size}; the default is its longer side, {max(width, height)})")
+    if box is None:
+        return
+    try:
+        b = [float(v) for v in box]
+    except (TypeError, ValueError):
+        b = []
+    text = ",".join(format(v, "g") for v in b) if b else repr(box)
+    if len(b) != 4 or not all(math.isfinite(v) for v in b):
+        raise ValueError(f"--box {text}: expected four finite numbers x0,y0,x1,y1 in pixels ({size})")
+    x0, y0, x1, y1 = b
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"--box {text}: expected x0,y0,x1,y1 with x1 > x0 and y1 > y0 ({size})")
+    if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+        raise ValueError(f"--box {text} lies wholly outside {image} ({width}x{height} pixels: x from 0 to {width}, "
+                         f"y from 0 to {height})")
 
 
 def image_camera(height: int, width: int, focal: float | None = None) -> np.ndarray:
@@ -62,6 +104,7 @@ def predict_image(model, rgb: np.ndarray, focal: float | None = None, box=None) 
     from .models.root import camera_space
 
     H, W = rgb.shape[:2]
+    check_focal_and_box(W, H, focal, box)
     S = int(model.input_size)
     A = crop_of(H, W, S, box)
     crop = warp_image(rgb, A, S)
@@ -98,6 +141,8 @@ def predict_files(model_path, images, out_dir, focal: float | None = None, box=N
     """Run the model file on image files; returns [(obj path, png path)]."""
     from .models import load_model
 
+    for path in images:  # every image's flags checked before the model loads or anything is written
+        check_focal_and_box(*image_size(path), focal=focal, box=box, image=path)
     model = load_model(model_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, OSError, RuntimeError) as err:  # OSError: a missing file, a read-only folder, a full disk
         print(f"hands: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -46,8 +46,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", required=True, help="OUT/model.pt of hands finetune")
     p.add_argument("images", nargs="+", help="image files (a crop around one right hand, or give --box)")
     p.add_argument("--out", default="predictions", help="output folder (default: predictions)")
-    p.add_argument("--focal", type=float, help="focal length in image pixels (default: the longer image side)")
-    p.add_argument("--box", help="hand box x0,y0,x1,y1 in pixels (default: the whole image)")
+    p.add_argument("--focal", type=float, help="focal length in image pixels, > 0 (default: the longer image side)")
+    p.add_argument("--box", help="hand box x0,y0,x1,y1 in pixels, x1 > x0 and y1 > y0, overlapping the image "
+                                  "(default: the whole image; write --box=-5,... when x0 is negative)")
     p.set_defaults(fn=_cmd_predict)
 
     e = subparsers.add_parser("export-onnx", help="export a trained model to ONNX and check it with onnxruntime")

@@ -18,8 +18,11 @@ Pretrained encoder (OUT/encoder.pt), what `load_pretrained_encoder` reads:
 """
 from __future__ import annotations
 
+import errno
 import os
 import random
+import re
+import shutil
 import uuid
 from pathlib import Path
 
@@ -34,16 +37,85 @@ CHECKPOINT_DIR = "checkpoints"
 LAST = "last.pt"
 
 
-def atomic_save(obj, path) -> Path:
+class WriteError(OSError):
+    """A file could not be written (disk full, read-only folder, ...): one line naming the path and the cause.
+    `errno` is set when the cause is known, `filename` is the path; nothing of the file is left behind."""
+
+    def __init__(self, path, cause: str, code: int | None = None):
+        super().__init__(f"cannot write {path}: {cause}")
+        self.errno, self.filename, self.cause = code, str(path), cause
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+    def __reduce__(self):  # survives pickling (multiprocessing, Ray)
+        return type(self), (self.filename, self.cause, self.errno)
+
+
+# what torch's zip writer (caffe2 inline_container.cc) says when a write fails: "[enforce fail at
+# inline_container.cc:672] . unexpected pos 704 vs 598" on a full disk, "... open file failed with
+# strerror: Permission denied" when the file cannot be created
+_TORCH_WRITER = ("inline_container", "PytorchStreamWriter", "enforce fail", "file write failed", "unexpected pos")
+_CAUSES = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+           errno.EROFS: "read-only file system", errno.EACCES: "permission denied (a read-only folder?)",
+           errno.EPERM: "operation not permitted (a read-only folder?)"}
+
+
+def _free_bytes(folder: Path):
+    for p in (folder, *folder.parents):
+        try:
+            return shutil.disk_usage(p).free
+        except OSError:
+            continue
+    return None
+
+
+def write_error(path, err: BaseException, folder=None) -> WriteError | None:
+    """The one-line WriteError for a failed write of `path`, or None when `err` is no write failure
+    (an OSError, or a RuntimeError of torch's zip writer)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    code = None
+    if isinstance(err, OSError):
+        code = err.errno
+        cause = _CAUSES.get(code) or (err.strerror or str(err) or type(err).__name__).lower()
+    elif isinstance(err, RuntimeError) and any(k in str(err) for k in _TORCH_WRITER):
+        text = " ".join(str(err).split())
+        m = re.search(r"strerror: ([^.]+)", text)
+        if m:  # the OS message torch passes on
+            cause = m.group(1).strip().lower()
+            code = next((c for c, v in _CAUSES.items() if v.startswith(cause)), None)
+            cause = _CAUSES.get(code, cause)
+        else:  # a short write: on a full disk (ENOSPC) or an I/O error
+            free = _free_bytes(Path(folder) if folder is not None else path.parent)
+            if free is not None and free < (16 << 20):
+                code, cause = errno.ENOSPC, _CAUSES[errno.ENOSPC]
+            else:
+                cause = "the file could not be written in full (a full disk or an I/O error" + (
+                    f"; {free / 2**20:.0f} MiB free now)" if free is not None else ")")
+    else:
+        return None
+    return WriteError(path, cause, code)
+
+
+def atomic_save(obj, path) -> Path:
+    """torch.save to a temporary name, then rename: a kill or a failed write never leaves half a file.
+    A write failure (disk full, read-only folder, ...) is a WriteError naming `path` and the cause."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(obj, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        wrapped = write_error(path, err)
+        if wrapped is None:
+            raise
+        raise wrapped from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
     return path
 
 
