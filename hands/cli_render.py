@@ -41,6 +41,31 @@ def parse_sets(items) -> dict:
     return out
 
 
+def read_config_file(path) -> dict:
+    """The settings of a `--config` YAML file as a mapping, their types checked (synth/settings.py); a missing
+    file, a folder, unreadable YAML, a top level that is not a mapping or a wrongly typed setting is a
+    one-line ValueError naming the file."""
+    import yaml
+
+    from synth.render_config import RenderConfig
+    from synth.settings import check_types, mapping_of, typed_fields
+
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--config {path}: is a folder; expected a YAML file of render settings")
+    if not path.exists():
+        raise ValueError(f"--config {path}: not found; expected a YAML file of render settings")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"--config {path}: cannot read it ({err})") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"--config {path}: not readable YAML ({' '.join(str(err).split())})") from None
+    data = mapping_of(data, f"--config {path}")
+    check_types(data, typed_fields(RenderConfig), f"render setting in {path}")
+    return data
+
+
 def config_from_args(args):
     """The RenderConfig of a command line: --config FILE, then --set KEY=VALUE and the setting flags (whose
     argparse dest is the RenderConfig field they set), a setting named by both being an error."""
@@ -48,11 +73,7 @@ def config_from_args(args):
 
     from synth.render_config import RenderConfig
 
-    base = {}
-    if args.config:
-        import yaml
-
-        base = yaml.safe_load(Path(args.config).read_text()) or {}
+    base = read_config_file(args.config) if args.config else {}
     sets = parse_sets(getattr(args, "set", None))
     flags = {f.name: getattr(args, f.name) for f in fields(RenderConfig) if getattr(args, f.name, None) is not None}
     both = sorted(set(sets) & set(flags))
@@ -61,8 +82,20 @@ def config_from_args(args):
     return RenderConfig.from_dict({**base, **sets, **flags})
 
 
+def write_json_atomic(path, obj) -> None:
+    """Write JSON to `path` through a temporary file and os.replace: a full disk or a read-only folder leaves
+    the former file (or none), never an empty or cut one, and is a one-line error naming the path."""
+    from synth.shards import _atomic_write
+
+    data = (json.dumps(obj, indent=1) + "\n").encode()
+    try:
+        _atomic_write(Path(path), lambda f: f.write(data))
+    except OSError as err:
+        raise RuntimeError(f"cannot write {path}: {err.strerror or err}") from None
+
+
 def _cmd_render(args) -> None:
-    from synth.distribute import estimate_seconds_per_image, plan_shards, render_dataset
+    from synth.distribute import estimate_seconds_per_image, plan_dataset, render_dataset
     from synth.poses import num_poses
     from synth.rig import NUM_VIEWS
 
@@ -71,28 +104,30 @@ def _cmd_render(args) -> None:
     view_ids = parse_ids(args.views, NUM_VIEWS, "views")
     out = Path(args.out)
     if args.dry_run:
-        todo, done = plan_shards(cfg, out, pose_ids, view_ids)
+        plan = plan_dataset(cfg, out, pose_ids, view_ids, overwrite=args.overwrite)
+        refusal = plan.conflict()
+        if refusal:
+            raise ValueError(refusal)
         per_image = estimate_seconds_per_image(cfg)
-        images = len(todo) * len(view_ids)
+        images = len(plan.todo) * len(plan.view_ids)
         workers = max(1, args.workers)
-        print(f"dataset {out} (config {cfg.config_hash()})")
-        print(f"shards: {len(pose_ids)} planned, {len(done)} complete, {len(todo)} to render "
-              f"({len(view_ids)} views each: {images} images)")
-        if todo:
-            print(f"first shards to render: {', '.join(f'{p:04d}.tar' for p in todo[:8])}"
-                  f"{' ...' if len(todo) > 8 else ''}")
+        for line in plan.lines():
+            print(line)
+        if plan.todo:
+            print(f"first shards to render: {', '.join(f'{p:04d}.tar' for p in plan.todo[:8])}"
+                  f"{' ...' if len(plan.todo) > 8 else ''}")
         print(f"estimated cost: {per_image:.2f} s per image per CPU at {cfg.resolution} px, {cfg.samples} spp "
               f"-> {images * per_image / 3600:.2f} CPU-hours, about {images * per_image / workers / 3600:.2f} h "
               f"on {workers} worker(s)")
         return
     summary = render_dataset(cfg, out, pose_ids, view_ids, workers=args.workers, address=args.address,
                              max_retries=args.retries, recycle_after=args.recycle_after,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, overwrite=args.overwrite)
     for line in summary.lines():
         print(line)
-    (out / "render_summary.json").write_text(json.dumps({
+    write_json_atomic(out / "render_summary.json", {
         "done": summary.done, "skipped": summary.skipped, "failed": summary.failed, "images": summary.images,
-        "seconds": summary.seconds, "render_seconds": summary.render_seconds, "cpus": summary.cpus}, indent=1))
+        "seconds": summary.seconds, "render_seconds": summary.render_seconds, "cpus": summary.cpus})
     if summary.failed:
         raise RuntimeError(f"{len(summary.failed)} shard(s) failed; re-run the same command to retry them")
     if args.preview:
@@ -151,6 +186,11 @@ def add_parser(sub) -> None:
     r.add_argument("--address", help="join an existing Ray cluster (or set RAY_ADDRESS)")
     r.add_argument("--retries", type=int, default=2, help="retries per shard on failure (default 2)")
     r.add_argument("--recycle-after", type=int, default=25, help="shards per Ray worker before it restarts")
-    r.add_argument("--dry-run", action="store_true", help="print the shard plan and the estimated cost")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace the dataset in --out (its shards and tables are removed first); without it a "
+                        "folder holding complete shards of another config is refused, and one of the same config "
+                        "is continued (the plan is the union of its poses / views and these)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the shard plan (what is complete, rendered, re-rendered or replaced) and the cost")
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(fn=_cmd_render)

@@ -140,10 +140,13 @@ def hand_picture(ctx, *, poses: list = (0, 31, 1, 6, 24, 700), size: int = 256):
 
 def render(ctx, *, poses: list = (0, 31, 700), views: list = (0, 20, 45, 75, 110, 150, 180, 210),
            resolution: int = 128, samples: int = 16, workers: int = 2, skies: int = 2, seed: int = 0,
-           folder: str = "complement", settings: dict | None = None):
+           folder: str = "complement", settings: dict | None = None, overwrite: bool = False):
     """Render complement shards with Blender (Ray with `workers` local workers; 0: in-process). `settings`:
-    any other RenderConfig fields, e.g. {occluder_prob: 0.3, skin_run_length: 1}."""
-    from synth.distribute import render_dataset
+    any other RenderConfig fields, e.g. {occluder_prob: 0.3, skin_run_length: 1}. A former run's dataset in
+    the folder is continued when the config is the same (complete shards skipped, the plan the union of its
+    poses / views and these); one of another config is refused unless `overwrite: true` (or `hands run
+    --overwrite`), which replaces it."""
+    from synth.distribute import plan_dataset, render_dataset
     from synth.render_config import RenderConfig
 
     # the model as the user named it ('openhand', 'mano' or a path): the dataset's config
@@ -156,7 +159,12 @@ def render(ctx, *, poses: list = (0, 31, 700), views: list = (0, 20, 45, 75, 110
                          "hand_model stage's (model); set them there")
     cfg = RenderConfig.from_dict({"threads": 1 if workers > 1 else 0, **own, **(settings or {})})
     root = ctx.out / folder
-    summary = render_dataset(cfg, root, list(poses), list(views), workers=workers, progress=True)
+    # only a dataset of another config is replaced (a former run of the same config is continued, as before)
+    replace = bool(plan_dataset(cfg, root, list(poses), list(views)).other) and (overwrite or ctx.overwrite)
+    summary = render_dataset(cfg, root, list(poses), list(views), workers=workers, progress=True,
+                             overwrite=replace,
+                             overwrite_hint="the render stage's setting overwrite: true (--set render.overwrite=true) "
+                                            "or hands run --overwrite")
     for line in summary.lines():
         print(f"  {line}")
     if summary.failed:

@@ -15,7 +15,9 @@ the setters it calls stay public for tests and benchmarks that place one part.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import weakref
 
 import numpy as np
 
@@ -107,7 +109,10 @@ class BlenderScene:
         r.image_settings.file_format = "OPEN_EXR_MULTILAYER"
         r.image_settings.color_depth = "32"
         r.image_settings.exr_codec = "ZIP"
-        self._tmp = tempfile.mkdtemp(prefix="hands-render-")
+        # the render's EXR goes to a folder of its own, removed when the scene is closed or collected and at
+        # the process's exit (Ray's recycled workers skip exit handlers: distribute._render_shard_task closes it)
+        self.tmp_dir = self._tmp = tempfile.mkdtemp(prefix="hands-render-")
+        self._remove_tmp = weakref.finalize(self, shutil.rmtree, self._tmp, ignore_errors=True)
         r.filepath = os.path.join(self._tmp, "frame.exr")
 
         mesh = bpy.data.meshes.new("hand")
@@ -222,6 +227,10 @@ class BlenderScene:
         nt.links.new(prop("occ_colour_b", True), colour.inputs["B"])
         nt.links.new(colour.outputs["Result"], bsdf.inputs["Base Color"])
         nt.links.new(prop("occ_roughness"), bsdf.inputs["Roughness"])
+
+    def close(self) -> None:
+        """Remove the scene's temporary folder (its last frame.exr); the scene renders no more after it."""
+        self._remove_tmp()
 
     def apply(self, scene) -> None:
         """Show one sample (synth.scene.SampleScene): its hand, backdrop, world, skin, arm, occluders and

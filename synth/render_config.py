@@ -56,6 +56,22 @@ class RenderConfig:
     threads: int = field(default=0, metadata={"affects_pixels": False})  # 0: Cycles decides
 
     def __post_init__(self):
+        from .settings import check_types, typed_fields
+
+        # one validation path (synth/settings.py): every field's type first, so a string where a list
+        # belongs (`hdri_folders: /some/dir`) never reaches a folder scan and a bad value is named
+        check_types({f.name: getattr(self, f.name) for f in fields(self)}, typed_fields(type(self)), "render setting")
+        for name in _tuple_fields():          # a list given for a tuple is the same setting
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        bad_items = [f"{name}={getattr(self, name)!r} (expected a list of strings)" for name in _STRING_LISTS
+                     if getattr(self, name) is not None and not all(isinstance(v, str) for v in getattr(self, name))]
+        bad_items += [f"{name}={getattr(self, name)!r} (expected a list of two numbers)" for name in _NUMBER_PAIRS
+                      if len(getattr(self, name)) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                                  for v in getattr(self, name))]
+        if bad_items:
+            raise ValueError(f"invalid render setting{'s' if len(bad_items) > 1 else ''}: {'; '.join(bad_items)}")
         checks = {
             "resolution": self.resolution >= 16,
             "samples": self.samples >= 1,
@@ -84,7 +100,7 @@ class RenderConfig:
 
             try:
                 CameraEffectsConfig.from_dict(self.camera_effect_settings)
-            except ValueError as err:
+            except (ValueError, TypeError) as err:
                 raise ValueError(f"invalid render setting camera_effect_settings: {err}") from None
 
     def to_dict(self) -> dict:
@@ -118,6 +134,11 @@ class RenderConfig:
                 del d[f.name]
         d["format_version"] = FORMAT_VERSION
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# tuple fields whose items are checked here (their type, a tuple, is synth/settings.py's)
+_STRING_LISTS = ("hdri_folders", "hdri_heldout", "backdrop_folders", "backdrop_heldout")
+_NUMBER_PAIRS = ("hdri_strength", "forearm_length_m", "forearm_taper") + ARM_ANGLES
 
 
 def _tuple_fields() -> tuple:

@@ -103,7 +103,7 @@ def scene_for(plan: DatasetPlan):
     if plan.config_hash not in _SCENES:
         from .blender_scene import BlenderScene
 
-        _SCENES.clear()  # one scene per process
+        drop_scene()  # one scene per process
         regions = rest = None
         if plan.cfg.skin_detail:
             from .skin_regions import region_weights
@@ -117,7 +117,12 @@ def scene_for(plan: DatasetPlan):
 
 
 def drop_scene() -> None:
-    """Forget the process's Blender scene: the next scene_for builds a fresh one."""
+    """Forget the process's Blender scene (its temporary folder removed): the next scene_for builds a fresh
+    one."""
+    for scene in _SCENES.values():
+        close = getattr(scene, "close", None)
+        if close is not None:
+            close()
     _SCENES.clear()
 
 

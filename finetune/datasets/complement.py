@@ -132,10 +132,15 @@ class ComplementShardsDataset(Dataset):
 
     @classmethod
     def check(cls, root, limit: int | None = None) -> list:
-        """Shard counts (complete / incomplete / missing) and problems: every shard's manifest, tar
-        layout and member checksums (reads every byte; `limit` checks the first N poses)."""
-        from synth.shards import check_shard
+        """Shard counts (complete / incomplete / missing / partial) and problems, against the dataset's own
+        plan (dataset.json's pose_ids x view_ids, as the tables hold them): every shard's manifest, tar layout
+        and member checksums (reads every byte; `limit` checks the first N poses); a missing shard (a failed
+        or unfinished render) and a partial one (fewer views than the plan's, or others) are problems."""
+        from synth.shards import check_shard, parse_key
         from synth.tables import load_tables
+
+        def _brief_ids(ids: list) -> str:
+            return ", ".join(map(str, ids[:8])) + (f" ... ({len(ids)} in all)" if len(ids) > 8 else "")
 
         root = Path(root)
         try:
@@ -143,9 +148,10 @@ class ComplementShardsDataset(Dataset):
         except (FileNotFoundError, ValueError) as err:
             return [f"problem: {err}"]
         hm = tables.dataset.get("hand_model", {})
+        plan_views = [int(v) for v in tables.views["view_ids"]]
         lines = [f"info: hand model {hm.get('name')} (template {hm.get('template_hash')})",
-                 f"count: {len(tables.poses['pose_ids'])} poses x {len(tables.views['view_ids'])} views in the tables"]
-        problems, status = [], {"complete": 0, "incomplete": 0, "missing": 0}
+                 f"count: {len(tables.poses['pose_ids'])} poses x {len(plan_views)} views in the tables"]
+        problems, status = [], {"complete": 0, "incomplete": 0, "missing": 0, "partial": 0}
         samples = 0
         pose_ids = [int(p) for p in tables.poses["pose_ids"]]
         for pid in pose_ids if limit is None else pose_ids[:int(limit)]:
@@ -153,8 +159,25 @@ class ComplementShardsDataset(Dataset):
             status[c.status] += 1
             if c.status == "complete":
                 samples += len(c.manifest["samples"])
+                views = {parse_key(k)[1] for k in c.manifest["samples"]}
+                lacking, others = sorted(set(plan_views) - views), sorted(views - set(plan_views))
+                if lacking or others:
+                    status["partial"] += 1
+                    what = []
+                    if lacking:
+                        what.append(f"holds {len(set(plan_views) & views)} of the plan's {len(plan_views)} views "
+                                    f"(lacks {_brief_ids(lacking)})")
+                    if others:
+                        what.append(f"holds views the plan lacks ({_brief_ids(others)})")
+                    problems.append(f"problem: shard of pose {pid} is partial: it {' and '.join(what)}; re-run "
+                                    "the render to complete it")
             elif c.status == "incomplete":
                 problems.append(f"problem: shard of pose {pid} is incomplete: {c.reason}")
+            else:
+                problems.append(f"problem: shard of pose {pid} is missing ({root / 'shards' / f'{pid:04d}.tar'}): "
+                                "the plan (dataset.json) has it; re-run the render to make it")
         lines.append(f"count: shards: {status['complete']} complete ({samples} samples), "
                      f"{status['incomplete']} incomplete, {status['missing']} missing")
+        lines.append(f"count: {status['partial']} of the complete shards partial (fewer views than the plan's, "
+                     "or others)")
         return lines + problems
