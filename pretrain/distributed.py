@@ -52,6 +52,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
         return ray, False
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
+        from synth.distribute import check_ray_address
+
+        check_ray_address(address)      # a bounded probe: ray.init would wait forever on a silent port
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, _node_ip_address=LOCAL_IP)

@@ -106,3 +106,11 @@ def test_an_unknown_model_option_names_the_option(tmp_path, capsys):
     assert main(["finetune", "--data", f"complement:{tmp_path}", "--out", str(tmp_path / "ft"),
                  "--model-option", "nosuch=1", "--no-progress"]) == 2
     assert "model 'mobrecon_densestack' has no option 'nosuch'" in capsys.readouterr().err
+
+
+def test_training_on_a_ray_address_that_does_not_answer_fails_in_bounded_time(sketch, tmp_path, monkeypatch, capsys):
+    """--address 127.0.0.1:1 (nothing listens there) retried forever; now the port is probed first."""
+    monkeypatch.setenv("HANDS_RAY_CONNECT_TIMEOUT", "1")
+    t = time.time()
+    assert _pretrain(sketch, tmp_path / "ray", "--address", "127.0.0.1:1") == 2
+    assert "Ray address 127.0.0.1:1 does not answer" in capsys.readouterr().err and time.time() - t < 10
