@@ -60,6 +60,8 @@ class RenderConfig:
 
         # one validation path (synth/settings.py): every field's type first, so a string where a list
         # belongs (`hdri_folders: /some/dir`) never reaches a folder scan and a bad value is named
+        if isinstance(self.camera_effects, bool):      # YAML 1.1 reads a bare on / off as true / false
+            object.__setattr__(self, "camera_effects", "on" if self.camera_effects else "off")
         check_types({f.name: getattr(self, f.name) for f in fields(self)}, typed_fields(type(self)), "render setting")
         for name in _tuple_fields():          # a list given for a tuple is the same setting
             value = getattr(self, name)

@@ -373,3 +373,15 @@ def test_a_read_only_output_folder_is_one_line(tmp_path, monkeypatch, capsys):
     finally:
         out.chmod(0o755)
     assert rc == 2 and str(out / "render_summary.json") in err and "\n" not in err.strip(), err
+
+
+def test_yaml_on_and_off_for_camera_effects_mean_the_words():
+    """YAML 1.1 reads `camera_effects: off` as false: that is the setting 'off' (the former code refused False as
+    an invalid value, though the user wrote one of the three words)."""
+    import yaml
+
+    from synth.render_config import RenderConfig
+
+    cfg = RenderConfig.from_dict(yaml.safe_load("camera_effects: off"))
+    assert cfg.camera_effects == "off" and cfg.config_hash() == RenderConfig(camera_effects="off").config_hash()
+    assert RenderConfig.from_dict(yaml.safe_load("camera_effects: on")).camera_effects == "on"
