@@ -33,6 +33,9 @@ SKIN_SOCKETS = {"skin_color": "Base Color", "skin_roughness": "Roughness",
                 "skin_subsurface_scale": "Subsurface Scale"}
 
 
+TMP_ROOT_ENV = "HANDS_RENDER_TMP"   # a folder (set by synth.distribute for a local Ray) to make temp folders in
+
+
 def _gpu_available(bpy) -> bool:
     try:
         prefs = bpy.context.preferences.addons["cycles"].preferences
@@ -110,8 +113,12 @@ class BlenderScene:
         r.image_settings.color_depth = "32"
         r.image_settings.exr_codec = "ZIP"
         # the render's EXR goes to a folder of its own, removed when the scene is closed or collected and at
-        # the process's exit (Ray's recycled workers skip exit handlers: distribute._render_shard_task closes it)
-        self.tmp_dir = self._tmp = tempfile.mkdtemp(prefix="hands-render-")
+        # the process's exit (Ray's recycled workers skip exit handlers: distribute._render_shard_task closes it;
+        # a local Ray's workers, ended at ray.shutdown, write inside the driver's TMP_ROOT_ENV folder, which the
+        # driver removes)
+        root = os.environ.get(TMP_ROOT_ENV)
+        self.tmp_dir = self._tmp = tempfile.mkdtemp(prefix="hands-render-",
+                                                    dir=root if root and os.path.isdir(root) else None)
         self._remove_tmp = weakref.finalize(self, shutil.rmtree, self._tmp, ignore_errors=True)
         r.filepath = os.path.join(self._tmp, "frame.exr")
 

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .blender_scene import TMP_ROOT_ENV
 from .render_config import RenderConfig
 from .render_shard import prepare, render_shard, write_dataset_tables
 from .shards import sample_key
@@ -329,6 +330,19 @@ def init_ray(address=None, workers: int = 1, connect_timeout_s: float | None = N
 _TASK_CALLS = 0
 
 
+def _local_tmp_root(address) -> str | None:
+    """For a local Ray (no address): a folder the workers make their temporary folders in (they inherit the
+    variable when ray.init starts them), removed by the driver after ray.shutdown, which ends the workers
+    without their exit handlers. None when joining a cluster (its nodes do not share this machine's disk)."""
+    if address or os.environ.get("RAY_ADDRESS"):
+        return None
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="hands-render-run-")
+    os.environ[TMP_ROOT_ENV] = root
+    return root
+
+
 def _render_shard_task(cfg: RenderConfig, root, pose_id: int, view_ids, recycle_after: int = 0) -> dict:
     """The Ray task: `render_shard`, and on the worker's last call before Ray recycles it (max_calls =
     recycle_after) its Blender scene is dropped, which removes the scene's temporary folder (Ray ends a
@@ -390,6 +404,7 @@ def render_dataset(cfg: RenderConfig, root, pose_ids, view_ids, workers: int = 1
             summary.images += stats["images"]
             summary.render_seconds += stats["render_seconds"]
     else:
+        tmp_root = _local_tmp_root(address)
         ray = init_ray(address, workers)
         summary.startup_seconds = time.time() - t0
         t0 = time.time()
@@ -412,6 +427,11 @@ def render_dataset(cfg: RenderConfig, root, pose_ids, view_ids, workers: int = 1
                 bar.update(stats["images"])
         finally:
             ray.shutdown()
+            if tmp_root is not None:
+                import shutil
+
+                shutil.rmtree(tmp_root, ignore_errors=True)
+                os.environ.pop(TMP_ROOT_ENV, None)
     bar.close()
     summary.seconds = time.time() - t0
     return summary

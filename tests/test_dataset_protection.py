@@ -311,6 +311,27 @@ def test_a_render_leaves_no_temporary_files(tmp_path):
 
 
 @pytest.mark.blender
+@pytest.mark.slow
+def test_a_local_ray_render_leaves_no_temporary_files(tmp_path):
+    """Two local Ray workers that never reach their recycling: ray.shutdown ends them without their exit
+    handlers, so their folders live inside one the driver removes (the demo's render left two behind)."""
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="hr", dir="/tmp"))   # short: Ray's socket paths live under TMPDIR
+    try:
+        env = {**os.environ, **SAFE_ENV, "TMPDIR": str(tmp)}
+        flags = FLAGS[:FLAGS.index("--workers")] + ["--workers", "2", "--no-progress"]
+        res = subprocess.run([sys.executable, "-m", "hands.cli", "render", "--out", str(tmp_path / "d"), "--poses",
+                              "0,1", "--views", "0", *flags], capture_output=True, text=True, env=env, timeout=300)
+        assert res.returncode == 0, res.stderr
+        assert (tmp_path / "d" / "shards" / "0001.tar").exists()
+        assert not list(tmp.glob("hands-render-*")), list(tmp.iterdir())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.mark.blender
 def test_a_dropped_or_recycled_scene_removes_its_folder(rendered):
     from synth import render_shard as rs
     from synth.distribute import _render_shard_task
