@@ -14,8 +14,11 @@ the setters it calls stay public for tests and benchmarks that place one part.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
+import sys
 import tempfile
 import weakref
 
@@ -36,7 +39,39 @@ SKIN_SOCKETS = {"skin_color": "Base Color", "skin_roughness": "Roughness",
 TMP_ROOT_ENV = "HANDS_RENDER_TMP"   # a folder (set by synth.distribute for a local Ray) to make temp folders in
 
 
+@contextlib.contextmanager
+def blender_output_captured():
+    """Blender's C code writes a line per frame ("Saved: '.../frame.exr'") and its GPU-library probes
+    ("CUEW initialization failed") to the process's stdout, past Python's sys.stdout: they are captured at
+    the file-descriptor level, so the console shows the progress bar and the summary, and replayed on
+    stderr only when the call fails (where they may say why)."""
+    libc = ctypes.CDLL(None)
+    sys.stdout.flush()
+    libc.fflush(None)
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        failed = False
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            libc.fflush(None)          # C's buffered lines go to the sink, not to the restored stdout
+            os.dup2(saved, 1)
+            os.close(saved)
+            if failed:
+                sink.seek(0)
+                sys.stderr.write(sink.read().decode(errors="replace"))
+
+
 def _gpu_available(bpy) -> bool:
+    with blender_output_captured():
+        return _probe_gpu(bpy)
+
+
+def _probe_gpu(bpy) -> bool:
     try:
         prefs = bpy.context.preferences.addons["cycles"].preferences
     except KeyError:
@@ -392,7 +427,8 @@ class BlenderScene:
             self._skin_to_arm()
         if self.detail is not None:
             self._bake_skin()
-        self.bpy.ops.render.render(write_still=True)
+        with blender_output_captured():
+            self.bpy.ops.render.render(write_still=True)
         channels = {}
         with OpenEXR.File(self.scene.render.filepath) as exr:
             for part in exr.parts:
