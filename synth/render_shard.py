@@ -101,7 +101,7 @@ def prepare(cfg: RenderConfig, report=print) -> DatasetPlan:
 def scene_for(plan: DatasetPlan):
     """The process's persistent Blender scene for this config (built on first use)."""
     if plan.config_hash not in _SCENES:
-        from .blender_scene import BlenderScene
+        from .blender_scene import BlenderScene, blender_output_captured
 
         drop_scene()  # one scene per process
         regions = rest = None
@@ -110,9 +110,10 @@ def scene_for(plan: DatasetPlan):
 
             regions = region_weights(plan.model, plan.render_mesh)
             rest = plan.render_mesh.rest_vertices(plan.model)
-        _SCENES[plan.config_hash] = BlenderScene(plan.cfg, plan.render_mesh.faces, plan.render_mesh.num_vertices,
-                                                 regions=regions, rest_vertices=rest,
-                                                 arm=plan.arm)
+        with blender_output_captured():      # Cycles' device probes print to stdout while the scene is built
+            _SCENES[plan.config_hash] = BlenderScene(plan.cfg, plan.render_mesh.faces,
+                                                     plan.render_mesh.num_vertices, regions=regions,
+                                                     rest_vertices=rest, arm=plan.arm)
     return _SCENES[plan.config_hash]
 
 

@@ -13,10 +13,12 @@ SAFE_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED":
 
 
 @pytest.mark.blender
-def test_hands_render_prints_its_summary_and_nothing_of_blenders(tmp_path):
+@pytest.mark.parametrize("device", ["auto", "cpu"])      # auto probes the GPU libraries; cpu meets them later
+def test_hands_render_prints_its_summary_and_nothing_of_blenders(device, tmp_path):
     res = subprocess.run([sys.executable, "-m", "hands.cli", "render", "--out", str(tmp_path / "d"), "--poses", "0",
                           "--views", "0,1,2", "--resolution", "64", "--samples", "4", "--skies", "0", "--workers", "0",
-                          "--no-progress"], capture_output=True, text=True, env={**os.environ, **SAFE_ENV},
+                          "--device", device, "--no-progress"], capture_output=True, text=True,
+                         env={**os.environ, **SAFE_ENV},
                          timeout=300)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.strip().splitlines()
