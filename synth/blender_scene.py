@@ -146,7 +146,7 @@ class BlenderScene:
         r.image_settings.media_type = "MULTI_LAYER_IMAGE"  # Blender 5: before file_format
         r.image_settings.file_format = "OPEN_EXR_MULTILAYER"
         r.image_settings.color_depth = "32"
-        r.image_settings.exr_codec = "ZIP"
+        r.image_settings.exr_codec = "NONE"   # a temporary file read back at once: compressing it costs time only
         # the render's EXR goes to a folder of its own, removed when the scene is closed or collected and at
         # the process's exit (Ray's recycled workers skip exit handlers: distribute._render_shard_task closes it;
         # a local Ray's workers, ended at ray.shutdown, write inside the driver's TMP_ROOT_ENV folder, which the

@@ -100,7 +100,7 @@ def hidden_keypoints(arm_cam: np.ndarray, faces: np.ndarray, keypoints_cam: np.n
                      size: int) -> int:
     """How many keypoints the arm hides (its surface at the keypoint's pixel HIDE_DEPTH_M or more nearer),
     on a COVER_RASTER-pixel raster of the image."""
-    from .raster import project, rasterize
+    from .raster import depth_at_pixels, project
 
     if (arm_cam[:, 2] <= 1e-3).any():
         front = np.all(arm_cam[faces, 2] > 1e-3, axis=1)
@@ -108,10 +108,9 @@ def hidden_keypoints(arm_cam: np.ndarray, faces: np.ndarray, keypoints_cam: np.n
     scale = COVER_RASTER / size
     Ks = np.diag([scale, scale, 1.0]) @ np.asarray(K, dtype=np.float64)
     Ks[:2, 2] += 0.5 * scale - 0.5          # pixel centres stay pixel centres
-    depth = rasterize(arm_cam, faces, Ks, (COVER_RASTER, COVER_RASTER))[0]
     px = np.round(project(keypoints_cam, Ks)).astype(int)
     inside = (px >= 0).all(axis=1) & (px < COVER_RASTER).all(axis=1)
-    d = depth[px[inside, 1], px[inside, 0]]
+    d = depth_at_pixels(arm_cam, faces, Ks, px[inside])
     return int((d < keypoints_cam[inside, 2] - HIDE_DEPTH_M).sum())
 
 

@@ -17,6 +17,31 @@ def project(points_cam: np.ndarray, K: np.ndarray) -> np.ndarray:
     return p[..., :2] / p[..., 2:3]
 
 
+def depth_at_pixels(points_cam: np.ndarray, faces: np.ndarray, K: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """`rasterize`'s depth buffer at a few pixels (P, 2) of (column, row), inf where empty: the same
+    arithmetic, over every face at once for those pixel centres only (a keypoint's pixel needs no image)."""
+    pixels = np.asarray(pixels, dtype=np.int64).reshape(-1, 2)
+    faces = np.asarray(faces)
+    out = np.full(len(pixels), np.inf)
+    if not len(pixels) or not len(faces):
+        return out
+    uv = project(points_cam, K)
+    z = points_cam[:, 2]
+    a, b, c = faces[:, 0], faces[:, 1], faces[:, 2]
+    p0, p1, p2 = uv[a], uv[b], uv[c]
+    area = (p1[:, 0] - p0[:, 0]) * (p2[:, 1] - p0[:, 1]) - (p1[:, 1] - p0[:, 1]) * (p2[:, 0] - p0[:, 0])
+    keep = (np.minimum(np.minimum(z[a], z[b]), z[c]) > 0) & (np.abs(area) >= 1e-12)
+    a, b, c, p0, p1, p2, area = a[keep], b[keep], c[keep], p0[keep], p1[keep], p2[keep], area[keep]
+    jj, ii = pixels[:, 0:1].astype(np.float64), pixels[:, 1:2].astype(np.float64)     # (P, 1) against (F,)
+    w0 = ((p1[:, 0] - jj) * (p2[:, 1] - ii) - (p1[:, 1] - ii) * (p2[:, 0] - jj)) / area
+    w1 = ((p2[:, 0] - jj) * (p0[:, 1] - ii) - (p2[:, 1] - ii) * (p0[:, 0] - jj)) / area
+    w2 = 1.0 - w0 - w1
+    inside = (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zz = 1.0 / (w0 / z[a] + w1 / z[b] + w2 / z[c])
+    return np.where(inside, zz, np.inf).min(axis=1, initial=np.inf)
+
+
 def rasterize(points_cam: np.ndarray, faces: np.ndarray, K: np.ndarray, size: tuple):
     """Depth buffer and face-id buffer of a mesh given in camera frame.
 
