@@ -7,7 +7,8 @@ Each model is built at its input size with random weights (latency does not depe
 exported to ONNX (finetune/onnx_export.py) in a temporary folder, and timed: `--warmup` untimed
 runs, then `--runs` timed ones; the table gives the median and the 10th-90th percentile spread in
 milliseconds, and frames per second from the median. Both runtimes use `--threads` intra-op
-threads (default: the CPUs this process may use).
+threads (default: the CPUs this process may use). For MobRecon the paper's frame rate (seed 001,
+Table 1: on an Apple A14 phone) is printed beside ours.
 """
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+# MobRecon (seed 001), its frame rates on an Apple A14 (Table 1 / section 4)
+PAPER_FPS = {"mobrecon_densestack": 67, "mobrecon_ghoststack": 83}
 
 
 def timed(fn, warmup: int, runs: int) -> list:
@@ -74,6 +79,8 @@ def main(argv=None) -> int:
                 feed = {"image": x.numpy()}
                 t_ort = timed(lambda: sess.run(None, feed), args.warmup, args.runs)
                 line += f"  onnxruntime {summary(t_ort)}  (max diff {err:.1e})"
+                if name in PAPER_FPS:
+                    line += f"  paper {PAPER_FPS[name]} FPS (A14)"
             except Exception as exc:  # noqa: BLE001 - a model that does not export still gets its torch figure
                 line += f"  onnxruntime: export failed ({type(exc).__name__}: {str(exc)[:80]})"
             print(line, flush=True)
