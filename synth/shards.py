@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 # The format's one version: dataset.json's "format" and versions["format"] derive from it and every config
-# hash includes it, so a new version re-renders every shard. 2: labelled masks, forearm, occluders, camera
+# hash includes it, so a dataset of an older version is another config (`hands render` refuses to continue
+# it; --overwrite replaces it). 2: labelled masks, forearm, occluders, camera
 # effects; 3: per-vertex skin detail; 4: camera effects on the linear render. Before 4, dataset.json said
 # "hands-complement/1" whatever the version; readers take every version up to this one.
 FORMAT_VERSION = 4
