@@ -1,7 +1,6 @@
 """`hands render`: render complement-dataset shards (locally or on a Ray cluster)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 
@@ -26,19 +25,6 @@ def parse_ids(text: str, total: int, what: str) -> list:
     if not ids:
         raise ValueError(f"--{what}: '{text}' selects nothing")
     return sorted(set(ids))
-
-
-def parse_sets(items) -> dict:
-    """['KEY=VALUE', ...] -> {KEY: VALUE parsed as YAML}."""
-    import yaml
-
-    out = {}
-    for item in items or ():
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE (a render setting), got '{item}'")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 def read_config_file(path) -> dict:
@@ -73,8 +59,10 @@ def config_from_args(args):
 
     from synth.render_config import RenderConfig
 
+    from .cli_values import key_values
+
     base = read_config_file(args.config) if args.config else {}
-    sets = parse_sets(getattr(args, "set", None))
+    sets = key_values(getattr(args, "set", None), "--set")
     flags = {f.name: getattr(args, f.name) for f in fields(RenderConfig) if getattr(args, f.name, None) is not None}
     both = sorted(set(sets) & set(flags))
     if both:
@@ -83,13 +71,12 @@ def config_from_args(args):
 
 
 def write_json_atomic(path, obj) -> None:
-    """Write JSON to `path` through a temporary file and os.replace: a full disk or a read-only folder leaves
-    the former file (or none), never an empty or cut one, and is a one-line error naming the path."""
-    from synth.shards import _atomic_write
+    """JSON through a temporary file and a rename (synth.shards' writer): a full disk or a read-only folder
+    leaves the former file (or none), never an empty or cut one, and is a one-line error naming the path."""
+    from synth.shards import _atomic_write_json
 
-    data = (json.dumps(obj, indent=1) + "\n").encode()
     try:
-        _atomic_write(Path(path), lambda f: f.write(data))
+        _atomic_write_json(Path(path), obj)
     except OSError as err:
         raise RuntimeError(f"cannot write {path}: {err.strerror or err}") from None
 

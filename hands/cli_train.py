@@ -10,6 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .cli_values import key_values
+
 
 # ---------------------------------------------------------------- value parsers
 
@@ -45,19 +47,6 @@ def _coco_eval(items) -> dict | None:
             raise ValueError(f"--eval-coco: the split name {name.strip()!r} is given twice")
         out[name.strip()] = str(Path(path.strip()).expanduser().resolve())
     return out or None
-
-
-def key_values(items, what: str, parse=True) -> dict:
-    """KEY=VALUE options as a dict; values parsed as YAML unless parse is False."""
-    import yaml
-
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ValueError(f"--{what} {item!r}: expected KEY=VALUE")
-        k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v) if parse else v.strip()
-    return out
 
 
 def camera_augment_value(text: str):
@@ -127,8 +116,8 @@ def _mesh_flags(p) -> None:
 def _mesh_options(args) -> dict:
     return {"model": args.model, "mismatch": args.mismatch,
             "datasets": list(args.data) if args.data else None,
-            "eval_datasets": key_values(args.eval, "eval", parse=False) or None,
-            "model_options": key_values(args.model_option, "model-option") or None,
+            "eval_datasets": key_values(args.eval, "--eval", parse=False) or None,
+            "model_options": key_values(args.model_option, "--model-option") or None,
             "pretrained_encoder": _path(args.pretrained_encoder) if args.pretrained_encoder else None,
             "consistency": False if args.no_consistency else None}
 
@@ -190,7 +179,7 @@ def task_options(args) -> dict:
     options["input_size"] = args.input_size
     if args.no_augment or args.camera_augment:
         options["augment"] = augment_setting(args)
-    options.update(key_values(args.task_option, "task-option"))
+    options.update(key_values(args.task_option, "--task-option"))
     return {k: v for k, v in options.items() if v is not None}
 
 

@@ -62,19 +62,6 @@ def estimate_seconds_per_image(cfg: RenderConfig) -> float:
     return COST_FIXED_S + COST_PER_SAMPLE_S * cfg.samples * (cfg.resolution / 256) ** 2
 
 
-def plan_shards(cfg: RenderConfig, root, pose_ids: list, view_ids: list) -> tuple:
-    """(to render, already complete) pose ids of exactly these poses x views (no union with what the folder
-    records: that is `plan_dataset`'s)."""
-    from .shards import shard_status
-
-    todo, done = [], []
-    for p in pose_ids:
-        keys = [sample_key(p, v) for v in view_ids]
-        status = shard_status(root, p, config_hash=cfg.config_hash(), expected_keys=keys)
-        (done if status == "complete" else todo).append(p)
-    return todo, done
-
-
 # ---------------------------------------------------------------- what a folder holds, and the run's plan
 
 TABLE_FILES = ("dataset.json", "poses.npz", "views.npz", "mapping.npz", "hdris.json")
@@ -386,7 +373,7 @@ def render_dataset(cfg: RenderConfig, root, pose_ids, view_ids, workers: int = 1
     # `hands data check` names the missing or partial shard
     write_dataset_tables(root, plan, pose_ids, view_ids)
     clean_partial(root)
-    todo, done = plan_shards(cfg, root, pose_ids, view_ids)
+    todo, done = todo_plan.todo, todo_plan.done
     summary = RenderSummary(skipped=done, cpus=max(1, workers))
     t0 = time.time()
     bar = tqdm(total=len(todo) * len(view_ids), unit="img", desc="rendering", disable=not progress)
