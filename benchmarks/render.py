@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/render.py [--samples 16] [--views 24] [--rounds 3] [--skip-ray]
     .venv/bin/python benchmarks/render.py --against-model openhand1   # the default hand's cost against another
+    .venv/bin/python benchmarks/render.py --overhead-only --samples 64  # only part 2
 
 1. seconds per image at 128 and 256 px for the given samples (views 1..N of
    pose 0 after a warm-up render of view 0, in this process), for the default
@@ -11,9 +12,11 @@
    round (wall and process-CPU seconds) and the median of the rounds' ratios.
    With the default 24 views the measurement crosses one boundary of the HDRI
    and skin runs (12 views each), as every 12 views of a shard do;
-2. the orchestration overhead of render_shard (posing, world/skin/camera
-   updates, EXR read-back, PNG encoding, tar writing) against a bare
-   bpy.ops.render.render() of the same scene, same view count, one HDRI run;
+2. the orchestration overhead of render_shard (drawing and showing each
+   sample, the skin bake, the EXR write and read-back, camera effects,
+   annotation, PNG encoding, tar writing) against a bare
+   bpy.ops.render.render() of the same samples, interleaved view by view
+   (`overhead_paired`);
 3. Ray scaling: the same shards (--ray-shards x --views images) with 1 and
    with 2 local workers (1 Cycles thread each), images per second after Ray
    has started (each worker still builds its Blender scene inside the timing).
@@ -35,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synth.distribute import render_dataset  # noqa: E402
 from synth.render_config import RenderConfig  # noqa: E402
-from synth.scene import draw_skin, draw_world  # noqa: E402
-from synth.render_shard import drop_scene, prepare, render_shard, scene_for  # noqa: E402
+from synth.scene import draw_scene  # noqa: E402
+from synth.render_shard import drop_scene, prepare, render_shard, sample_key, scene_for  # noqa: E402
 
 
 # the renderer's look before the realism settings (forearm, skin detail, occluders, camera effects, skins
@@ -97,26 +100,55 @@ def compare_models(cfg: RenderConfig, other: str, views: list, rounds: int) -> N
           f"{other} (median of {rounds} rounds)", flush=True)
 
 
-def bare_render(cfg: RenderConfig, views: list) -> float:
-    """The same views of the same scene, world and skin, with nothing but bpy.ops.render.render()."""
+def overhead_paired(cfg: RenderConfig, views: int) -> tuple:
+    """(render_shard's seconds per sample, the bare render's) over the same samples, interleaved view by view
+    in one scene so that a busy machine slows both alike: pass 1 takes the odd views through render_shard's
+    loop body (render_sample: draw, apply, render, read-back, camera effects, annotation; then the shard
+    writer's PNG and tar) and renders the even ones bare (apply and prepare_frame untimed, then
+    bpy.ops.render.render() alone, so Cycles re-syncs what a new sample makes it re-sync); pass 2 swaps
+    them. Views 1..`views` of pose 0, each pass after a warm-up render of view 0 (its world and skin)."""
     import bpy
 
+    from synth.render_shard import render_sample
+    from synth.shards import ShardWriter
+
+    drop_scene()
     plan = prepare(cfg)
-    scene = scene_for(plan)
-    scene.set_vertices(plan.dense(0))
-    world = draw_world(cfg, 0, views[0], plan.usable_hdris)  # the shard's world (one run of views)
-    scene.set_world(plan.hdri(world["id"]), world["rotation_deg"], world["strength"])
-    scene.set_skin(draw_skin(cfg, 0, views[0]))
-    cams = [(plan.views[v].K, plan.views[v].R, plan.views[v].t) for v in views]
-    scene.set_camera(*cams[0])
-    bpy.ops.render.render()
-    elapsed = 0.0
-    for cam in cams:
-        scene.set_camera(*cam)  # moving the camera is part of any render of a view
-        t = time.time()
-        bpy.ops.render.render()
-        elapsed += time.time() - t
-    return elapsed / len(cams)
+    renderer = scene_for(plan)
+    tmp = Path(tempfile.mkdtemp())
+    full = bare = 0.0
+    try:
+        for parity in (1, 0):
+            render_sample(plan, renderer, 0, 0)
+            with ShardWriter(tmp / str(parity), 0, plan.config_hash) as writer:
+                for view in range(1, views + 1):
+                    if view % 2 == parity:
+                        t = time.time()
+                        rgb, depth, labels, annotation, _ = render_sample(plan, renderer, 0, view)
+                        writer.add(sample_key(0, view), rgb=rgb, depth_m=depth, mask=labels,
+                                   annotation=annotation, rgb_format=cfg.rgb_format, jpeg_quality=cfg.jpeg_quality)
+                        full += time.time() - t
+                    else:
+                        renderer.apply(draw_scene(plan, 0, view))
+                        renderer.prepare_frame()
+                        t = time.time()
+                        bpy.ops.render.render()
+                        bare += time.time() - t
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return full / views, bare / views
+
+
+def overhead_rounds(cfg: RenderConfig, rounds: int, views: int) -> None:
+    """`overhead_paired` in rounds; every round and the median."""
+    ratios = []
+    for r in range(rounds):
+        full, bare = overhead_paired(cfg, views)
+        ratios.append(full / bare)
+        print(f"{cfg.resolution} px, {cfg.samples} spp, round {r + 1}: render_shard {full:.3f} s per sample, bare "
+              f"render of the same samples {bare:.3f} s: overhead {100 * (full / bare - 1):+.1f} %", flush=True)
+    print(f"orchestration overhead at {cfg.samples} spp: {100 * (statistics.median(ratios) - 1):+.1f} % "
+          f"(median of {rounds} rounds of views 1..{views}, interleaved)", flush=True)
 
 
 def main() -> None:
@@ -126,6 +158,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--ray-shards", type=int, default=6, help="shards (poses) in the Ray measurement")
+    ap.add_argument("--overhead-only", action="store_true",
+                    help="only the orchestration overhead at 256 px, render_shard and the bare render alternating")
     ap.add_argument("--against-model", metavar="MODEL",
                     help="only compare the default look's cost with this hand model (e.g. openhand1) at 256 px")
     args = ap.parse_args()
@@ -133,15 +167,14 @@ def main() -> None:
     if args.against_model:
         compare_models(RenderConfig(resolution=256, samples=args.samples), args.against_model, views, args.rounds)
         return
+    if args.overhead_only:
+        overhead_rounds(RenderConfig(resolution=256, samples=args.samples), args.rounds, args.views)
+        return
     print(f"samples per pixel: {args.samples}; views 1..{args.views} of pose 0 per measurement")
     for res in (128, 256):
         cfg = RenderConfig(resolution=res, samples=args.samples)
         compare_looks(cfg, views, args.rounds)
-        one_run = views[:cfg.hdri_run_length - 1]       # views 1..11: the warm-up's HDRI run
-        total, _, render_only = per_image(cfg, one_run)
-        bare = bare_render(cfg, one_run)
-        print(f"{res:4d} px, one HDRI run: {total:.3f} s per image (render call {render_only:.3f} s); bare "
-              f"bpy.ops.render.render() {bare:.3f} s; orchestration overhead {100 * (total / bare - 1):.1f} %")
+        overhead_rounds(cfg, args.rounds, args.views)
     if args.skip_ray:
         return
     cfg = RenderConfig(resolution=128, samples=args.samples, threads=1)

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .blender_scene import TMP_ROOT_ENV
+from .blender_scene import TMP_ROOT_ENV, temp_parent
 from .render_config import RenderConfig
 from .render_shard import prepare, render_shard, write_dataset_tables
 from .shards import sample_key
@@ -325,7 +325,7 @@ def _local_tmp_root(address) -> str | None:
         return None
     import tempfile
 
-    root = tempfile.mkdtemp(prefix="hands-render-run-")
+    root = tempfile.mkdtemp(prefix="hands-render-run-", dir=temp_parent())
     os.environ[TMP_ROOT_ENV] = root
     return root
 

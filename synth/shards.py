@@ -47,7 +47,7 @@ READABLE_FORMATS = tuple(f"{FORMAT_NAME}/{v}" for v in range(1, FORMAT_VERSION +
 SHARDS_DIR = "shards"
 PARTIAL_SUFFIX = ".partial"
 MAX_DEPTH_M = 65.535           # uint16 millimetres
-PNG_COMPRESS_LEVEL = 6
+PNG_COMPRESS_LEVEL = 4          # 256 px RGB: 3.8 ms and +5 % bytes against level 6's 8.2 ms (issue 25)
 KEY_RE = re.compile(r"^(\d{4,})_(\d{3,})$")
 SAMPLE_MEMBERS = ("depth.png", "mask.png", "json")   # besides one of RGB_MEMBERS
 # KEY.mask.png's labels. Hand is 255 so that `mask > 127` (what readers of the older 0/255 masks did)

@@ -298,6 +298,23 @@ def test_the_address_probe(monkeypatch):
 
 # ---------------------------------------------------------------- 4. temporary render files removed
 
+def test_frames_go_to_memory_unless_tmpdir_names_a_folder(monkeypatch, tmp_path):
+    """The per-frame EXR is written to /dev/shm (read back at once, so memory is the cheaper place), but a
+    TMPDIR the user set wins, and without a usable /dev/shm it is tempfile's default."""
+    from synth import blender_scene
+
+    memory = tmp_path / "shm"
+    memory.mkdir()
+    monkeypatch.setattr(blender_scene, "MEMORY_TMP", str(memory))
+    monkeypatch.delenv("TMPDIR", raising=False)
+    assert blender_scene.temp_parent() == str(memory)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    assert blender_scene.temp_parent() is None
+    monkeypatch.delenv("TMPDIR")
+    monkeypatch.setattr(blender_scene, "MEMORY_TMP", str(tmp_path / "absent"))
+    assert blender_scene.temp_parent() is None
+
+
 @pytest.mark.blender
 def test_a_render_leaves_no_temporary_files(tmp_path):
     tmp = tmp_path / "tmp"
