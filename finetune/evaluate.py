@@ -226,11 +226,12 @@ def format_table(res) -> str:
 def write_report(res, out_dir) -> tuple[Path, Path]:
     """metrics_<benchmark>.json and pck_<benchmark>.png in out_dir."""
     from finetune.metrics.plot import plot_pck
+    from pretrain.checkpoint import atomic_write_text
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     js = out / f"metrics_{res.benchmark}.json"
-    js.write_text(json.dumps(res.to_json(), indent=1))
+    atomic_write_text(js, json.dumps(res.to_json(), indent=1))
     png = out / f"pck_{res.benchmark}.png"
     plot_pck(res.curves, png, title=f"{TITLES.get(res.benchmark, res.benchmark)} PCK ({res.num_samples} samples)")
     return js, png

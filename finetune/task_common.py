@@ -123,6 +123,7 @@ def evaluate_splits(evaluator, model, loaders: dict, device, prediction_dir: Pat
 def write_run_outputs(model, out: Path, metrics: dict, trainer, task_options: dict, config_name: str) -> dict:
     """OUT/model.pt, OUT/<config_name> (the run's settings, task options resolved) and OUT/metrics.json."""
     from finetune.models import save_model
+    from pretrain.checkpoint import atomic_write_text
 
     out = Path(out)
     files = {"model": save_model(out / "model.pt", model, step=int(trainer.step),
@@ -131,8 +132,8 @@ def write_run_outputs(model, out: Path, metrics: dict, trainer, task_options: di
     cfg["task_options"] = task_options
     cfg.update(milestones_resolved=trainer.milestones, steps_per_epoch=trainer.steps_per_epoch,
                total_steps=trainer.total_steps)
-    (out / config_name).write_text(json.dumps(cfg, indent=1, default=str))
-    (out / "metrics.json").write_text(json.dumps({"step": trainer.step, "splits": metrics,
-                                                  "history": trainer.history}, indent=1))
+    atomic_write_text(out / config_name, json.dumps(cfg, indent=1, default=str))
+    atomic_write_text(out / "metrics.json", json.dumps({"step": trainer.step, "splits": metrics,
+                                                        "history": trainer.history}, indent=1))
     files.update(config=out / config_name, metrics=out / "metrics.json")
     return files

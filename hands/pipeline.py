@@ -172,7 +172,9 @@ def write_report(ctx: Context, name: str, description: str, seconds: float) -> N
     summary = {"pipeline": name, "seconds": round(seconds, 2),
                "stages": [{"stage": r.name, "settings": r.settings, "seconds": r.seconds,
                            "figures": r.figures, "pictures": [p for p, _ in r.pictures]} for r in ctx.records]}
-    (ctx.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    from pretrain.checkpoint import atomic_write_text
+
+    atomic_write_text(ctx.out / "summary.json", json.dumps(summary, indent=2, default=str))
     parts = [f"<h1>Pipeline {html.escape(name)}</h1><p>{html.escape(description)}</p>",
              f"<p>{len(ctx.records)} stages in {seconds:.1f} s</p>"]
     for r in ctx.records:
@@ -187,5 +189,5 @@ def write_report(ctx: Context, name: str, description: str, seconds: float) -> N
             parts.append(f"<figure><img src='{html.escape(pic)}' style='max-width:100%'>"
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     style = "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}td{padding:2px 12px}</style>"
-    (ctx.out / "report.html").write_text(f"<!doctype html><meta charset='utf-8'>{style}" + "".join(parts))
+    atomic_write_text(ctx.out / "report.html", f"<!doctype html><meta charset='utf-8'>{style}" + "".join(parts))
     print(f"report: {ctx.out / 'report.html'}")

@@ -18,6 +18,7 @@ Pretrained encoder (OUT/encoder.pt), what `load_pretrained_encoder` reads:
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import random
@@ -97,14 +98,15 @@ def write_error(path, err: BaseException, folder=None) -> WriteError | None:
     return WriteError(path, cause, code)
 
 
-def atomic_save(obj, path) -> Path:
-    """torch.save to a temporary name, then rename: a kill or a failed write never leaves half a file.
-    A write failure (disk full, read-only folder, ...) is a WriteError naming `path` and the cause."""
-    path = Path(path)
+@contextlib.contextmanager
+def _replaced_whole(path: Path):
+    """Yields a temporary name beside `path`, renamed to `path` when the block ends cleanly and removed
+    otherwise: a kill or a failed write never leaves half a file. A write failure (disk full, read-only
+    folder, ...) is a WriteError naming `path` and the cause."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(obj, tmp)
+        yield tmp
         os.replace(tmp, path)
     except (OSError, RuntimeError) as err:
         wrapped = write_error(path, err)
@@ -116,6 +118,22 @@ def atomic_save(obj, path) -> Path:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
+
+
+def atomic_save(obj, path) -> Path:
+    """torch.save to a temporary name, then rename (`_replaced_whole`)."""
+    path = Path(path)
+    with _replaced_whole(path) as tmp:
+        torch.save(obj, tmp)
+    return path
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """`text` into `path` as `atomic_save` writes, so a run's end-of-run files (config.json,
+    metrics.json, ...) are whole or the former ones."""
+    path = Path(path)
+    with _replaced_whole(path) as tmp:
+        tmp.write_text(text)
     return path
 
 

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import atomic_save, load_pretrained_encoder, safe_load, save_encoder
+from .checkpoint import atomic_save, atomic_write_text, load_pretrained_encoder, safe_load, save_encoder
 from .encoders import build_named_encoder
 from .task import Task
 from .tasks import register_task
@@ -314,7 +314,7 @@ class Pose2DTask(Task):
                                      "state_dict": {k: v.detach().cpu() for k, v in model.heads_state_dict().items()}},
                                     out / "head.pt")
         cfg = trainer.config.to_dict()
-        (out / "pretrain_config.json").write_text(json.dumps(
+        atomic_write_text(out / "pretrain_config.json", json.dumps(
             {**cfg, "task_options": {**o, "data": [str(d) for d in _as_list(o["data"])],
                                      "eval_data": [str(d) for d in _as_list(o["eval_data"])]},
              "milestones_resolved": trainer.milestones, "steps_per_epoch": trainer.steps_per_epoch,
@@ -324,10 +324,10 @@ class Pose2DTask(Task):
         if o["coco_eval"] or o["coco_train"]:
             info["coco"] = {"eval": {k: ds.file.info() for k, ds in self.coco["eval"].items()},
                             "train": [ds.file.info() for ds in self.coco["train"]]}
-        (out / "splits.json").write_text(json.dumps(info, indent=1))
+        atomic_write_text(out / "splits.json", json.dumps(info, indent=1))
         files["splits"] = out / "splits.json"
-        (out / "metrics.json").write_text(json.dumps({"step": trainer.step, "splits": metrics,
-                                                      "history": trainer.history}, indent=1))
+        atomic_write_text(out / "metrics.json", json.dumps({"step": trainer.step, "splits": metrics,
+                                                            "history": trainer.history}, indent=1))
         files["metrics"] = out / "metrics.json"
         return files
 

@@ -285,7 +285,7 @@ class Trainer:
             if resume is None:
                 claim_run_folder(self.out, overwrite)
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
+            ckpt.atomic_write_text(self.out / "config.json", json.dumps(self.config.to_dict(), indent=1))
         if resume is not None:
             path = self.resume(resume)
             if self.rank == 0 and self.config.progress:

@@ -114,3 +114,24 @@ def test_training_on_a_ray_address_that_does_not_answer_fails_in_bounded_time(sk
     t = time.time()
     assert _pretrain(sketch, tmp_path / "ray", "--address", "127.0.0.1:1") == 2
     assert "Ray address 127.0.0.1:1 does not answer" in capsys.readouterr().err and time.time() - t < 10
+
+
+def test_end_of_run_files_are_whole_or_the_former_ones(tmp_path, monkeypatch):
+    """config.json, metrics.json, splits.json, a pipeline's summary: written to a temporary name and renamed,
+    so a full disk leaves the former file (and no temporary one) and is one line naming the file."""
+    import errno
+
+    from pretrain import checkpoint
+    from pretrain.checkpoint import WriteError, atomic_write_text
+
+    path = tmp_path / "metrics.json"
+    atomic_write_text(path, '{"step": 10}')
+
+    def full_disk(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.os, "replace", full_disk)
+    with pytest.raises(WriteError, match=r"^cannot write .*metrics\.json: no space left on device$"):
+        atomic_write_text(path, '{"step": 20}')
+    assert path.read_text() == '{"step": 10}'
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
