@@ -5,11 +5,13 @@
 
 The same samples (one pose, a few views; camera effects and occluders off, so only the renderer's noise
 differs) are rendered at each setting and once at --reference-samples with OIDN's ACCURATE prefilter, the
-reference. For each setting: wall seconds per image (render_shard in this process, after a warm-up render
+reference (with the skin's random-walk subsurface scattering, Cycles's more exact method, whatever the
+settings use). For each setting: wall seconds per image (render_shard in this process, after a warm-up render
 of the first view in a fresh scene, so the scene build is not counted) and the PSNR of the 8-bit sRGB image
 against the reference's, over the hand's pixels (the reference's hand mask) and over the whole image:
 median and worst of the views. A setting is `<samples>[a|n]`: `a` OIDN with the ACCURATE prefilter, `n` no
-denoiser, else OIDN with the FAST prefilter (the renderer's default). Prints a table; asserts nothing.
+denoiser, else OIDN with the FAST prefilter; after a ':' RenderConfig settings or scene.cycles properties
+(see `setting`), e.g. '64a:skin_subsurface=random_walk'. Prints a table; asserts nothing.
 """
 from __future__ import annotations
 
@@ -35,26 +37,33 @@ from synth.render_shard import drop_scene, render_shard  # noqa: E402
 
 
 def setting(text: str) -> dict:
-    """'16' -> 16 spp + OIDN FAST; '16a' -> + ACCURATE prefilter; '16n' -> no denoiser; '16:max_bounces=4'
-    also sets Blender's scene.cycles.max_bounces (any scene.cycles property, '+'-separated: a lever to try
-    before it becomes a RenderConfig setting)."""
-    text, _, cycles = text.strip().partition(":")
-    extra = {}
-    for item in filter(None, cycles.split("+")):
+    """'16' -> 16 spp + OIDN FAST; '16a' -> + ACCURATE prefilter; '16n' -> no denoiser; after a ':',
+    '+'-separated KEY=VALUE items: a RenderConfig setting ('64a:skin_subsurface=burley') or any other
+    scene.cycles property ('16:max_bounces=4', a lever to try before it becomes a setting)."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(RenderConfig)}
+    text, _, extras = text.strip().partition(":")
+    config, cycles = {}, {}
+    for item in filter(None, extras.split("+")):
         key, _, value = item.partition("=")
-        value = value.strip()
-        extra[key.strip()] = value if value.isalpha() or "_" in value else float(value) if "." in value else int(value)
+        key, value = key.strip(), value.strip()
+        value = value if value.isalpha() or "_" in value else float(value) if "." in value else int(value)
+        (config if key in known else cycles)[key] = value
     text = text.strip()
     kind = text[-1] if text[-1] in "an" else ""
     samples = int(text[:-1] if kind else text)
     if kind == "n":
-        return {"samples": samples, "denoiser": "none", "cycles": extra}
+        return {"samples": samples, "denoiser": "none", **config, "cycles": cycles}
     return {"samples": samples, "denoiser": "oidn", "denoise_prefilter": "ACCURATE" if kind == "a" else "FAST",
-            "cycles": extra}
+            **config, "cycles": cycles}
 
 
 def label(s: dict) -> str:
-    extra = "".join(f", {k} {v}" for k, v in s["cycles"].items())
+    shown = ("samples", "denoiser", "denoise_prefilter", "skin_subsurface", "cycles")
+    extra = f", {s.get('skin_subsurface', RenderConfig.skin_subsurface).replace('_', ' ')} skin"
+    extra += "".join(f", {k} {v}" for k, v in s.items() if k not in shown)
+    extra += "".join(f", {k} {v}" for k, v in s["cycles"].items())
     if s["denoiser"] == "none":
         return f"{s['samples']} spp, no denoiser{extra}"
     return f"{s['samples']} spp + OIDN ({s['denoise_prefilter']}){extra}"
@@ -69,13 +78,7 @@ def with_cycles(extra: dict):
     def scene_for(plan):
         scene = original(plan)
         for key, value in extra.items():
-            if key == "subsurface_method":     # the skin's Principled BSDF, not scene.cycles
-                for mat in scene.bpy.data.materials:
-                    for node in (mat.node_tree.nodes if mat.node_tree else ()):
-                        if node.type == "BSDF_PRINCIPLED":
-                            node.subsurface_method = value
-            else:
-                setattr(scene.scene.cycles, key, value)
+            setattr(scene.scene.cycles, key, value)
         return scene
     return original, scene_for
 
@@ -117,7 +120,8 @@ def main() -> None:
     ap.add_argument("--reference-adaptive", choices=["on", "off"], default="off",
                     help="Cycles' adaptive sampling in the reference (off: every pixel gets every sample, so the "
                          "reference's own noise does not cap the PSNR)")
-    ap.add_argument("--settings", default="16,16a,32,32a,64,64a,128", help="comma-separated (see `setting`)")
+    ap.add_argument("--settings", default="16,32,32a,48a,64,64a,128,64a:skin_subsurface=random_walk",
+                    help="comma-separated (see `setting`)")
     args = ap.parse_args()
     views = [int(v) for v in args.views.split(",")]
     base = RenderConfig(resolution=args.resolution, camera_effects="off", occluder_prob=0.0)
@@ -127,11 +131,12 @@ def main() -> None:
     original, patched = with_cycles({"use_adaptive_sampling": args.reference_adaptive == "on"})
     rs.scene_for = patched
     try:
-        ref, ref_s = render(replace(base, samples=args.reference_samples, denoise_prefilter="ACCURATE"), args.pose,
-                            views)
+        ref, ref_s = render(replace(base, samples=args.reference_samples, denoise_prefilter="ACCURATE",
+                                    skin_subsurface="random_walk"), args.pose, views)
     finally:
         rs.scene_for = original
-    print(f"reference: {args.reference_samples} spp + OIDN (ACCURATE), adaptive sampling {args.reference_adaptive}, "
+    print(f"reference: {args.reference_samples} spp + OIDN (ACCURATE), random walk skin, adaptive sampling "
+          f"{args.reference_adaptive}, "
           f"pose {args.pose}, views {views}, {args.resolution} px: {ref_s:.2f} s per image "
           f"({time.time() - t:.0f} s in all)", flush=True)
     print("| setting | s / image | hand PSNR median (worst), dB | image PSNR median (worst), dB |")

@@ -25,7 +25,7 @@ import weakref
 import numpy as np
 
 from .camera import to_blender
-from .render_config import RenderConfig
+from .render_config import SUBSURFACE_METHODS, RenderConfig
 from .skin import linear_to_srgb, srgb_to_linear
 
 HAND_PASS_INDEX = 1
@@ -145,7 +145,7 @@ class BlenderScene:
         scene.cycles.use_denoising = cfg.denoiser == "oidn"
         if cfg.denoiser == "oidn":
             scene.cycles.denoiser = "OPENIMAGEDENOISE"
-            scene.cycles.denoising_prefilter = cfg.denoise_prefilter
+            scene.cycles.denoising_prefilter = cfg.prefilter()
         scene.view_settings.view_transform = "Standard"
         scene.view_settings.look = "None"
         scene.view_settings.exposure = 0.0
@@ -190,6 +190,10 @@ class BlenderScene:
                            "faces": np.asarray(dense_faces)}
         else:  # no regions: the plain one-colour skin
             mesh.materials.append(_plain_skin(bpy, "skin"))
+        for mat in mesh.materials:      # the forearm shares these
+            for node in mat.node_tree.nodes:
+                if node.type == "BSDF_PRINCIPLED":
+                    node.subsurface_method = SUBSURFACE_METHODS[cfg.skin_subsurface]
         self.hand = obj
         self._hand_co = np.zeros((num_dense, 3))
         self._skin = None

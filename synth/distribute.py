@@ -149,6 +149,9 @@ class RenderPlan:
 
         new = self.config
         ignored = {f.name for f in fields(RenderConfig) if not f.metadata.get("affects_pixels", True)}
+        # a setting added later is absent from older datasets' configs: there it had its `hash_default`
+        old = {**{f.name: f.metadata["hash_default"] for f in fields(RenderConfig) if "hash_default" in f.metadata},
+               **old}
         keys = [k for k in new if k not in ignored and (k not in old or old[k] != new[k])]
         if not keys:
             return " (the same settings, another format version: synth.shards.FORMAT_VERSION)"

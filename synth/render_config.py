@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 from .shards import FORMAT_VERSION
 
 ARM_ANGLES = ("arm_flexion_deg", "arm_deviation_deg", "arm_twist_deg")
+SUBSURFACE_METHODS = {"random_walk": "RANDOM_WALK", "burley": "BURLEY"}   # setting -> Blender's subsurface_method
+ACCURATE_FROM_SAMPLES = 64     # denoise_prefilter 'auto': OIDN's ACCURATE prefilter from this many samples up
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,11 @@ class RenderConfig:
     resolution: int = 256
     samples: int = 64
     denoiser: str = "oidn"          # 'oidn' or 'none'
-    denoise_prefilter: str = "FAST"  # OIDN prefilter: 'FAST' (cheaper) or 'ACCURATE'
+    # OIDN's prefilter of its albedo and normal inputs: 'FAST', 'ACCURATE', 'NONE', or 'auto': ACCURATE from
+    # ACCURATE_FROM_SAMPLES up, FAST below (`prefilter()`). From the README's quality-per-cost table (256 px,
+    # 2 cores, Burley skin): 64 spp ACCURATE gives 35.0 dB hand PSNR at 1.41 s, the cheapest 35 dB there;
+    # at 16 spp ACCURATE costs +70 % for +0.5 dB, where 32 spp FAST buys +1.1 dB in the same time
+    denoise_prefilter: str = "auto"
     device: str = "auto"            # 'auto' (GPU when present), 'cpu', 'gpu'
     rgb_format: str = "png"         # 'png' or 'jpg'
     jpeg_quality: int = 95
@@ -53,6 +59,11 @@ class RenderConfig:
     camera_effect_settings: dict = field(default_factory=dict)  # synth.camera_effects.CameraEffectsConfig fields
     backdrop_folders: tuple = ()               # photos to composite the hand over (synth/backdrops.py)
     backdrop_heldout: tuple | None = None      # held-out photo ids (None: a stable 25 % by hash)
+    # the skin's subsurface method: 'burley' renders in 20-27 % less time than 'random_walk' at the same hand
+    # PSNR against a random-walk reference (benchmarks/render_quality.py). It came after datasets were made
+    # with random walk: at that value it is left out of the hash (`hash_default`), so a dataset that states
+    # it keeps the hash it was made with
+    skin_subsurface: str = field(default="burley", metadata={"hash_default": "random_walk"})
     threads: int = field(default=0, metadata={"affects_pixels": False})  # 0: Cycles decides
 
     def __post_init__(self):
@@ -78,7 +89,7 @@ class RenderConfig:
             "resolution": self.resolution >= 16,
             "samples": self.samples >= 1,
             "denoiser": self.denoiser in ("oidn", "none"),
-            "denoise_prefilter": self.denoise_prefilter in ("FAST", "ACCURATE", "NONE"),
+            "denoise_prefilter": self.denoise_prefilter in ("auto", "FAST", "ACCURATE", "NONE"),
             "device": self.device in ("auto", "cpu", "gpu"),
             "rgb_format": self.rgb_format in ("png", "jpg"),
             "hdri_run_length": self.hdri_run_length >= 1,
@@ -93,6 +104,7 @@ class RenderConfig:
             "occluder_prob": 0.0 <= self.occluder_prob <= 1.0,
             "occluder_max": self.occluder_max >= 0,
             "camera_effects": self.camera_effects in ("auto", "on", "off"),
+            "skin_subsurface": self.skin_subsurface in SUBSURFACE_METHODS,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -104,6 +116,12 @@ class RenderConfig:
                 CameraEffectsConfig.from_dict(self.camera_effect_settings)
             except (ValueError, TypeError) as err:
                 raise ValueError(f"invalid render setting camera_effect_settings: {err}") from None
+
+    def prefilter(self) -> str:
+        """The OIDN prefilter the render uses: `denoise_prefilter`, with 'auto' resolved by the sample count."""
+        if self.denoise_prefilter != "auto":
+            return self.denoise_prefilter
+        return "ACCURATE" if self.samples >= ACCURATE_FROM_SAMPLES else "FAST"
 
     def to_dict(self) -> dict:
         """The settings as JSON values (tuple fields as lists): dataset.json's "config"."""
@@ -132,7 +150,8 @@ class RenderConfig:
         """Hash of every setting that changes the output (not threads)."""
         d = self.to_dict()
         for f in fields(self):
-            if not f.metadata.get("affects_pixels", True):
+            if not f.metadata.get("affects_pixels", True) or \
+                    ("hash_default" in f.metadata and d[f.name] == f.metadata["hash_default"]):
                 del d[f.name]
         d["format_version"] = FORMAT_VERSION
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -126,6 +126,28 @@ def test_another_config_is_refused_and_overwrite_replaces_the_dataset(dataset, c
 
 
 @pytest.mark.blender
+def test_a_dataset_from_before_a_later_setting_is_continued(tmp_path):
+    """skin_subsurface came after datasets were made with random walk: their dataset.json lacks it and,
+    at that value, the hash leaves it out. Such a dataset is continued by a run that states random walk;
+    the new default (Burley) is refused, naming that setting alone."""
+    from dataclasses import replace
+
+    from synth.distribute import plan_dataset, render_dataset
+
+    old = replace(CFG, skin_subsurface="random_walk")
+    root = tmp_path / "old"
+    render_dataset(old, root, [0], [0], workers=0, progress=False)
+    info = json.loads((root / "dataset.json").read_text())
+    del info["config"]["skin_subsurface"]       # as the version before the setting wrote it
+    (root / "dataset.json").write_text(json.dumps(info))
+    plan = plan_dataset(old, root, [0], [1])
+    assert not plan.conflict() and plan.config_hash == info["config_hash"]
+    assert plan.pose_ids == [0] and plan.view_ids == [0, 1]
+    message = plan_dataset(CFG, root, [0], [0]).conflict()
+    assert "settings that differ: skin_subsurface: 'random_walk' -> 'burley')" in message, message
+
+
+@pytest.mark.blender
 def test_dry_run_says_what_is_added_and_rerendered(dataset, capsys):
     shards = _shard_bytes(dataset)
     rc, out, err = _cli(capsys, "render", "--out", dataset, "--poses", "2", "--views", "2", "--dry-run", *FLAGS)
