@@ -197,7 +197,9 @@ def test_a_killed_render_resumes_to_the_same_dataset(tmp_path):
     clean, resumed = tmp_path / "clean", tmp_path / "resumed"
     res = subprocess.run(_render_cmd(clean), capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    proc = subprocess.Popen(_render_cmd(resumed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # a killed process cannot remove its frame folder: TMPDIR keeps it inside this test's folder
+    proc = subprocess.Popen(_render_cmd(resumed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
     deadline = time.time() + 120
     while not (resumed / "shards" / "0000.json").exists() and time.time() < deadline:
         time.sleep(0.05)
