@@ -18,7 +18,6 @@ Pretrained encoder (OUT/encoder.pt), what `load_pretrained_encoder` reads:
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import random
@@ -98,15 +97,14 @@ def write_error(path, err: BaseException, folder=None) -> WriteError | None:
     return WriteError(path, cause, code)
 
 
-@contextlib.contextmanager
-def _replaced_whole(path: Path):
-    """Yields a temporary name beside `path`, renamed to `path` when the block ends cleanly and removed
-    otherwise: a kill or a failed write never leaves half a file. A write failure (disk full, read-only
-    folder, ...) is a WriteError naming `path` and the cause."""
+def atomic_save(obj, path) -> Path:
+    """torch.save to a temporary name, then rename: a kill or a failed write never leaves half a file.
+    A write failure (disk full, read-only folder, ...) is a WriteError naming `path` and the cause."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        yield tmp
+        torch.save(obj, tmp)
         os.replace(tmp, path)
     except (OSError, RuntimeError) as err:
         wrapped = write_error(path, err)
@@ -118,22 +116,21 @@ def _replaced_whole(path: Path):
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
-
-
-def atomic_save(obj, path) -> Path:
-    """torch.save to a temporary name, then rename (`_replaced_whole`)."""
-    path = Path(path)
-    with _replaced_whole(path) as tmp:
-        torch.save(obj, tmp)
     return path
 
 
 def atomic_write_text(path, text: str) -> Path:
-    """`text` into `path` as `atomic_save` writes, so a run's end-of-run files (config.json,
-    metrics.json, ...) are whole or the former ones."""
+    """`text` into `path` through synth.shards' atomic writer, so a run's end-of-run files (config.json,
+    metrics.json, ...) are whole or the former ones; a failed write is a WriteError naming `path`."""
+    from synth.shards import atomic_write
+
     path = Path(path)
-    with _replaced_whole(path) as tmp:
-        tmp.write_text(text)
+    data = text.encode()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda f: f.write(data))
+    except OSError as err:
+        raise write_error(path, err) from None
     return path
 
 

@@ -124,8 +124,10 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call write(file) on a temporary file next to `path`, then rename it into place."""
+def atomic_write(path: Path, write) -> None:
+    """Call write(file) on a temporary file next to `path`, then rename it into place (file and folder
+    synced): the former file, or none, until the new one is whole. The project's one such writer for
+    tables, manifests and run files (pretrain.checkpoint.atomic_write_text)."""
     path = Path(path)
     tmp = _temp_path(path)
     try:
@@ -142,7 +144,7 @@ def _atomic_write(path: Path, write) -> None:
 
 def _atomic_write_json(path: Path, obj) -> None:
     data = (json.dumps(_jsonable(obj), indent=1, sort_keys=True) + "\n").encode()
-    _atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data))
 
 
 # ---------------------------------------------------------------- image encoding

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .shards import (FORMAT, FORMAT_VERSION, READABLE_FORMATS, SHARDS_DIR, _atomic_write, _atomic_write_json,
+from .shards import (FORMAT, FORMAT_VERSION, READABLE_FORMATS, SHARDS_DIR, _atomic_write_json, atomic_write,
                      _jsonable)
 
 POSE_ARRAYS = ("pose_ids", "params", "vertices", "keypoints", "dense")
@@ -123,7 +123,7 @@ def write_tables(root, dataset_json: dict, poses: dict, views: dict, mapping: di
     root.mkdir(parents=True, exist_ok=True)
     (root / SHARDS_DIR).mkdir(exist_ok=True)
     for name, arrays in (("poses.npz", poses), ("views.npz", views), ("mapping.npz", mapping)):
-        _atomic_write(root / name, lambda f, a=arrays: np.savez(f, **a))
+        atomic_write(root / name, lambda f, a=arrays: np.savez(f, **a))
     _atomic_write_json(root / "hdris.json", {"entries": list(hdris)})
     _atomic_write_json(root / "dataset.json", ds)
     return ds

@@ -237,14 +237,17 @@ def test_cli_turns_a_permission_error_into_a_one_line_error(keypoint_files, monk
 
     d, xyz, verts = keypoint_files
     np.savez(d / "pred.npz", xyz=xyz, verts=verts)
-    real_write_text = Path.write_text
+    import builtins
 
-    def write_text(self, *a, **k):
-        if self.parent.name == "locked":   # metrics_freihand.json or its temporary name beside it
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
-        return real_write_text(self, *a, **k)
+    real_open = builtins.open
 
-    monkeypatch.setattr(Path, "write_text", write_text)
+    def locked_open(file, mode="r", *a, **k):
+        # a file created in "locked" (metrics_freihand.json or its temporary name beside it)
+        if any(c in mode for c in "wax") and Path(str(file)).parent.name == "locked":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+        return real_open(file, mode, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", locked_open)
     assert main(["evaluate", str(d / "pred.npz"), str(d / "gt.npz"), "--benchmark", "freihand",
                  "--out", str(d / "locked")]) == 2
     err = _one_line_error(capsys)
