@@ -66,7 +66,9 @@ def estimate_seconds_per_image(cfg: RenderConfig) -> float:
 
 TABLE_FILES = ("dataset.json", "poses.npz", "views.npz", "mapping.npz", "hdris.json")
 RUN_FILES = ("render_summary.json", "preview.png")      # written by `hands render` beside the tables
-_SHARD_FILE = re.compile(r"^(\d{4,})\.(tar|json)$|^(\d{4,})\.(tar|json)\.[0-9a-f]+\.partial$")
+_SHARD_NAME = r"(\d{4,})\.(tar|json)"                 # NNNN.tar / NNNN.json: a shard and its manifest
+_COMPLETE_FILE = re.compile(rf"^{_SHARD_NAME}$")
+_SHARD_FILE = re.compile(rf"^{_SHARD_NAME}$|^{_SHARD_NAME}\.[0-9a-f]+\.partial$")
 
 
 def _recorded(root: Path) -> dict | None:
@@ -83,7 +85,7 @@ def complete_shards(root) -> dict:
     from .shards import SHARDS_DIR, check_shard
 
     folder = Path(root) / SHARDS_DIR
-    poses = sorted({int(m.group(1)) for m in (re.match(r"^(\d{4,})\.(tar|json)$", p.name)
+    poses = sorted({int(m.group(1)) for m in (_COMPLETE_FILE.match(p.name)
                                                for p in (folder.iterdir() if folder.is_dir() else ())) if m})
     out: dict = {}
     for p in poses:
